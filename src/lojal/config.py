@@ -1,0 +1,204 @@
+"""`config/*.yaml` parsed into typed models: campaigns, brand, sender and delivery, tracking,
+loyalty tiers. Every file is validated at load time; all problems are reported together."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, HttpUrl, field_validator, model_validator
+
+from lojal.errors import Problem, ProjectError
+from lojal.paths import Paths
+from lojal.reco.spec import RecommendationSpec
+from lojal.yamlfile import read_yaml, validate_document
+
+LOCALES = ("en", "nb", "sv", "da")
+Locale = Literal["en", "nb", "sv", "da"]
+_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _no_control_chars(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("must not contain line breaks or control characters (they would inject e-mail headers)")
+    return value
+
+
+# Occasion: what makes two e-mails of a campaign "the same e-mail" for a customer. The ledger keys
+# on (campaign, customer, occasion), so each kind says how often a customer may get the campaign.
+OccasionKind = Literal[
+    "last_order",   # once per triggering order (post-purchase, survey, replenishment)
+    "lapse",        # once per lapse episode, keyed by the last order date (win-back)
+    "tier",         # once per tier reached (tier upgrade)
+    "birthday",     # once per year
+    "run_date",     # once per night
+    "once",         # once ever
+]
+
+
+class Campaign(_Strict):
+    id: str = Field(description="stable identifier used in the ledger, tracking and file names")
+    name: str
+    description: str = ""
+    enabled: bool = True
+    segment: str = Field(description="segment name from segments/*.yaml")
+    template: str = Field(description="template folder under templates/")
+    priority: int = Field(ge=0, le=1000, description="higher wins when one customer qualifies for several")
+    occasion: OccasionKind
+    recommendations: RecommendationSpec | None = None
+    categories: list[str] = Field(default_factory=list, description="extra SendGrid categories")
+
+    @field_validator("id")
+    @classmethod
+    def _id_shape(cls, v: str) -> str:
+        if not _ID.match(v):
+            raise ValueError("use lower-case letters, digits and _ (start with a letter), e.g. 'win_back'")
+        return v
+
+
+class CampaignsFile(_Strict):
+    max_emails_per_customer_per_run: int = Field(default=1, ge=1, le=10)
+    campaigns: list[Campaign] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> "CampaignsFile":
+        seen: set[str] = set()
+        for c in self.campaigns:
+            if c.id in seen:
+                raise ValueError(f"campaign id '{c.id}' is used twice; ids must be unique")
+            seen.add(c.id)
+        return self
+
+    @property
+    def enabled(self) -> list[Campaign]:
+        return sorted((c for c in self.campaigns if c.enabled), key=lambda c: (-c.priority, c.id))
+
+
+class Brand(_Strict):
+    name: str
+    website_url: HttpUrl
+    logo_url: HttpUrl
+    primary_color: str = Field(pattern=r"^#[0-9a-fA-F]{6}$")
+    postal_address: str = Field(min_length=10, description="printed in every marketing e-mail's footer")
+    support_email: EmailStr
+    unsubscribe_url: str = Field(description="URL with {token}; the token identifies the message")
+    preferences_url: str | None = None
+    default_locale: Locale = "en"
+    currency: str = Field(default="NOK", pattern=r"^[A-Z]{3}$")
+
+    @field_validator("unsubscribe_url")
+    @classmethod
+    def _has_token(cls, v: str) -> str:
+        if "{token}" not in v or not v.startswith("https://"):
+            raise ValueError("must be an https:// URL containing {token}, e.g. https://shop.example/unsubscribe/{token}")
+        return v
+
+
+class SendGridSettings(_Strict):
+    api_key_env: str = Field(default="SENDGRID_API_KEY", description="environment variable holding the API key")
+    base_url: HttpUrl = HttpUrl("https://api.sendgrid.com")
+    ip_pool: str | None = None
+    asm_group_id: int | None = Field(default=None, description="SendGrid unsubscribe group")
+
+
+class Delivery(_Strict):
+    # The SendGrid backend plugs in here (Literal["outbox", "sendgrid"]) with the delivery work.
+    backend: Literal["outbox"] = "outbox"
+    batch_size: int = Field(default=1000, ge=1, le=10000)
+    sendgrid: SendGridSettings = SendGridSettings()
+
+
+class Sender(_Strict):
+    from_email: EmailStr
+    from_name: str
+    reply_to: EmailStr | None = None
+    delivery: Delivery = Delivery()
+
+    _clean = field_validator("from_name")(_no_control_chars)
+
+
+class Tracking(_Strict):
+    utm_source: str = "lojal"
+    utm_medium: str = "email"
+    open_tracking: bool = True
+    click_tracking: bool = True
+    category_prefix: str = "lojal"
+
+
+class Tier(_Strict):
+    name: str
+    min_spend_12m: float = Field(ge=0)
+
+
+class Loyalty(_Strict):
+    tiers: list[Tier] = Field(min_length=1, description="ascending thresholds of 12-month spend")
+
+    @model_validator(mode="after")
+    def _ascending(self) -> "Loyalty":
+        mins = [t.min_spend_12m for t in self.tiers]
+        if mins != sorted(mins) or len(set(mins)) != len(mins):
+            raise ValueError("tiers must be listed by strictly increasing min_spend_12m")
+        if mins[0] != 0:
+            raise ValueError("the first tier must start at min_spend_12m: 0 so every customer has a tier")
+        return self
+
+
+class ProjectConfig(_Strict):
+    campaigns: CampaignsFile
+    brand: Brand
+    sender: Sender
+    tracking: Tracking
+    loyalty: Loyalty
+
+    def campaign(self, campaign_id: str) -> Campaign:
+        for c in self.campaigns.campaigns:
+            if c.id == campaign_id:
+                return c
+        raise KeyError(campaign_id)
+
+
+CONFIG_FILES: dict[str, type[BaseModel]] = {
+    "campaigns": CampaignsFile,
+    "brand": Brand,
+    "sender": Sender,
+    "tracking": Tracking,
+    "loyalty": Loyalty,
+}
+
+
+def check_config(paths: Paths) -> tuple[ProjectConfig | None, list[Problem]]:
+    """Load every config file; return the config (None when any file is broken) and all problems."""
+    parts, problems = load_config_parts(paths)
+    if problems:
+        return None, problems
+    return ProjectConfig(**parts), []
+
+
+def load_config_parts(paths: Paths) -> tuple[dict[str, BaseModel], list[Problem]]:
+    """Each config file that is valid, by name, and the problems of the others."""
+    parts: dict[str, BaseModel] = {}
+    problems: list[Problem] = []
+    for name, model in CONFIG_FILES.items():
+        path = paths.config_dir / f"{name}.yaml"
+        shown = paths.relative(path)
+        if not path.exists():
+            problems.append(Problem(shown, None, None, f"missing file: create {shown} (see docs/configuration.md)"))
+            continue
+        try:
+            parts[name] = validate_document(read_yaml(path, shown), model)
+        except ProjectError as exc:
+            problems.extend(exc.problems)
+    return parts, problems
+
+
+def load_config(paths: Paths) -> ProjectConfig:
+    config, problems = check_config(paths)
+    if problems:
+        raise ProjectError(problems)
+    assert config is not None
+    return config
