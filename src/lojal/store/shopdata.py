@@ -1,0 +1,96 @@
+"""The shop as of a moment: the frames every stage works on.
+
+`ShopData` is what the features, segments, recommendation and planning stages receive. All
+times are naive UTC `datetime64[ns]`; `as_of` is exclusive (the start of the run date), so a
+run for a past date sees the world as it was then.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time
+
+import pandas as pd
+from sqlalchemy import Engine, select
+
+from lojal.store import schema
+from lojal.store.db import require_schema
+
+CUSTOMER_COLUMNS = ["email", "first_name", "locale", "country", "time_zone", "birthday",
+                    "created_at", "consent_email", "consent_at", "consent_source"]
+PRODUCT_COLUMNS = ["title", "category", "price", "currency", "image_url", "product_url", "in_stock"]
+ORDER_COLUMNS = ["order_id", "customer_id", "placed_at", "currency", "total"]
+LINE_COLUMNS = ["order_id", "line_no", "customer_id", "placed_at", "sku", "category",
+                "quantity", "unit_price", "amount"]
+
+
+@dataclass
+class ShopData:
+    """customers (index customer_id), products (index sku), orders, lines (one row per order line)."""
+
+    as_of: pd.Timestamp
+    customers: pd.DataFrame
+    products: pd.DataFrame
+    orders: pd.DataFrame
+    lines: pd.DataFrame
+    suppressed_emails: frozenset[str] = frozenset()
+
+    @property
+    def run_date(self) -> date:
+        return self.as_of.date()
+
+    @classmethod
+    def from_frames(cls, as_of: date | datetime, customers: pd.DataFrame, products: pd.DataFrame,
+                    orders: pd.DataFrame, lines: pd.DataFrame,
+                    suppressed_emails: frozenset[str] = frozenset()) -> "ShopData":
+        """Normalise raw frames (orders: order_id, customer_id, placed_at, currency; lines: order_id,
+        line_no, sku, quantity, unit_price) and cut them at `as_of`."""
+        cutoff = start_of(as_of)
+        customers = customers.copy()
+        if "customer_id" in customers.columns:
+            customers = customers.set_index("customer_id")
+        for col in ("created_at", "consent_at", "birthday"):
+            customers[col] = pd.to_datetime(customers[col]).astype("datetime64[ns]")
+        customers["consent_email"] = customers["consent_email"].astype(bool)
+        customers = customers[customers["created_at"] < cutoff]
+
+        products = products.copy()
+        if "sku" in products.columns:
+            products = products.set_index("sku")
+        products["in_stock"] = products["in_stock"].astype(bool)
+        products["price"] = products["price"].astype(float)
+
+        orders = orders.copy()
+        orders["placed_at"] = pd.to_datetime(orders["placed_at"]).astype("datetime64[ns]")
+        orders = orders[orders["placed_at"] < cutoff]
+        lines = lines.merge(orders[["order_id", "customer_id", "placed_at"]], on="order_id", how="inner")
+        lines["category"] = products["category"].reindex(lines["sku"]).to_numpy()
+        lines["amount"] = lines["quantity"] * lines["unit_price"]
+        totals = lines.groupby("order_id")["amount"].sum()
+        orders["total"] = orders["order_id"].map(totals).fillna(0.0)
+        lines = lines.sort_values(["placed_at", "order_id", "line_no"], kind="stable").reset_index(drop=True)
+        orders = orders.sort_values(["placed_at", "order_id"], kind="stable").reset_index(drop=True)
+        return cls(cutoff, customers[CUSTOMER_COLUMNS], products[PRODUCT_COLUMNS],
+                   orders[ORDER_COLUMNS], lines[LINE_COLUMNS], frozenset(suppressed_emails))
+
+
+def start_of(day: date | datetime) -> pd.Timestamp:
+    if isinstance(day, datetime):
+        return pd.Timestamp(day)
+    return pd.Timestamp(datetime.combine(day, time.min))
+
+
+def load_shop_data(engine: Engine, as_of: date | datetime) -> ShopData:
+    """Read the store as it was at the start of `as_of` (UTC)."""
+    require_schema(engine)
+    cutoff = start_of(as_of).to_pydatetime()
+    with engine.connect() as conn:
+        customers = pd.read_sql(select(schema.customers), conn)
+        products = pd.read_sql(select(schema.products), conn)
+        orders = pd.read_sql(select(schema.orders).where(schema.orders.c.placed_at < cutoff), conn)
+        lines = pd.read_sql(
+            select(schema.order_lines).join(schema.orders)
+            .where(schema.orders.c.placed_at < cutoff), conn)
+        suppressed = pd.read_sql(select(schema.suppressions.c.email), conn)
+    emails = frozenset(suppressed["email"].str.lower())
+    return ShopData.from_frames(as_of, customers, products, orders, lines, emails)
