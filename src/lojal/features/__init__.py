@@ -1,0 +1,52 @@
+"""Customer features, computed once per run: one row per customer, indexed by customer_id.
+
+"Today" is `data.run_date`; `data` is already cut at the start of that day, so a run for a past
+date sees the world as it was then. See docs/segments.md for every feature.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from lojal.config import Loyalty
+from lojal.features.bgnbd import expected_purchases, fit_sample, probability_alive
+from lojal.features.history import order_days, order_history, repeat_purchase_summary
+from lojal.features.registry import CUSTOMER_ATTRIBUTES, FEATURES, Feature
+from lojal.features.rfm import rfm
+from lojal.features.tiers import loyalty_tiers
+from lojal.store.shopdata import ShopData
+
+PREDICTION_DAYS = 90
+
+__all__ = ["compute_features", "FEATURES", "Feature"]
+
+
+def compute_features(data: ShopData, loyalty: Loyalty) -> pd.DataFrame:
+    """Every feature in FEATURES for every customer in data.customers (with or without orders)."""
+    days = order_days(data.orders)
+    history = order_history(data, days)
+    parts = [
+        history,
+        rfm(history["days_since_last_order"], history["order_count"], history["total_spend"]),
+        loyalty_tiers(data, loyalty),
+        predictions(data, days),
+        data.customers[CUSTOMER_ATTRIBUTES],
+    ]
+    features = pd.concat(parts, axis=1)
+    features.index.name = "customer_id"
+    return features[list(FEATURES)]
+
+
+def predictions(data: ShopData, days: pd.DataFrame) -> pd.DataFrame:
+    """BG/NBD p_alive and expected purchases in the next 90 days (NaN without orders or a fit)."""
+    index = data.customers.index
+    out = pd.DataFrame({"p_alive": np.nan, "expected_purchases_90d": np.nan}, index=index)
+    summary = repeat_purchase_summary(days, index, data.as_of)
+    x, t_x, T = (summary[c].to_numpy(dtype=float) for c in ("x", "t_x", "T"))
+    params = fit_sample(x, t_x, T)
+    if params is None:
+        return out
+    out.loc[summary.index, "p_alive"] = probability_alive(params, x, t_x, T)
+    out.loc[summary.index, "expected_purchases_90d"] = expected_purchases(params, PREDICTION_DAYS / 7, x, t_x, T)
+    return out
