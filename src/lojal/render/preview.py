@@ -1,0 +1,263 @@
+"""`lojal preview`: every campaign x locale x sample customer as web pages.
+
+A page shows the subject, preheader, the e-mail at desktop (640 px) and mobile (375 px) width and
+its text part. `serve` runs a local server (stdlib http.server) that rebuilds the pages when a file
+under config/ or templates/ changes (mtimes polled) and reloads the browser; `--out DIR` writes
+the same pages as static files. Sample customers are built in (lojal.render.samples): no database.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from lojal.config import LOCALES, check_config
+from lojal.errors import HeaderInjectionError, Problem, RenderError
+from lojal.paths import Paths
+from lojal.render.samples import SAMPLE_CUSTOMERS, sample_context
+from lojal.render.templates import RenderedEmail, compile_templates
+
+DESKTOP_WIDTH = 640
+MOBILE_WIDTH = 375
+VERSION_PATH = "/__version"
+POLL_SECONDS = 0.5
+
+
+@dataclass
+class PreviewSite:
+    """The preview as files: site-relative path -> (content type, bytes)."""
+
+    files: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def views(self) -> int:
+        return sum(1 for path in self.files if path.startswith("view/"))
+
+    def add(self, path: str, content: str, content_type: str = "text/html; charset=utf-8") -> None:
+        self.files[path] = (content_type, content.encode("utf-8"))
+
+
+@dataclass(frozen=True)
+class PreviewEntry:
+    campaign_id: str
+    campaign_name: str
+    template: str
+    locale: str
+    sample: str
+    email: RenderedEmail | None
+    error: str | None
+
+    @property
+    def slug(self) -> str:
+        return f"{self.campaign_id}/{self.locale}/{self.sample}"
+
+
+def _samples_for(locale: str) -> list:
+    return [s for s in SAMPLE_CUSTOMERS if s.customer["locale"] == locale]
+
+
+def build_site(paths: Paths, live: bool = False) -> PreviewSite:
+    """Render every preview page; broken config or templates give a page listing the problems."""
+    site = PreviewSite()
+    config, problems = check_config(paths)
+    entries: list[PreviewEntry] = []
+    if config is not None:
+        result = compile_templates(paths, config)
+        problems = [p for p in result.problems if p.severity == "error"]
+        for campaign in config.campaigns.enabled:
+            for locale in LOCALES:
+                for sample in _samples_for(locale):
+                    entries.append(_render_entry(result.template_set, campaign, locale, sample))
+    site.problems = problems
+    site.add("index.html", _index_page(entries, problems, live))
+    for entry in entries:
+        site.add(f"view/{entry.slug}.html", _view_page(entry, live))
+        if entry.email is not None:
+            site.add(f"email/{entry.slug}.html", entry.email.html)
+            site.add(f"text/{entry.slug}.txt", entry.email.text, "text/plain; charset=utf-8")
+    return site
+
+
+def _render_entry(templates, campaign, locale: str, sample) -> PreviewEntry:
+    context = sample_context(campaign, sample)
+    email, error = None, None
+    if (campaign.template, locale) not in templates.compiled:
+        error = "this template did not compile; see the problems on the index page"
+    else:
+        try:
+            email = templates.render(campaign.template, locale, context)
+        except (RenderError, HeaderInjectionError) as exc:
+            error = str(exc)
+    return PreviewEntry(campaign.id, campaign.name, campaign.template, locale, sample.key, email, error)
+
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 24px; color: #222; background: #fafafa; }
+table.list td, table.list th { padding: 4px 12px; text-align: left; vertical-align: top; }
+.problems { background: #fff0f0; border: 1px solid #d88; padding: 8px 16px; white-space: pre-wrap; }
+.meta dt { font-weight: 600; } .meta dd { margin: 0 0 8px 0; }
+.frames { display: flex; gap: 24px; align-items: flex-start; }
+.frames figure { margin: 0; } .frames iframe { border: 1px solid #ccc; background: #fff; height: 1400px; }
+pre.text { background: #fff; border: 1px solid #ccc; padding: 12px; white-space: pre-wrap; max-width: 1040px; }
+"""
+
+_RELOAD_SCRIPT = f"""
+<script>
+(function () {{
+  var seen = null;
+  function poll() {{
+    fetch('{VERSION_PATH}', {{cache: 'no-store'}}).then(function (r) {{ return r.text(); }}).then(function (v) {{
+      if (seen !== null && v !== seen) {{ location.reload(); }}
+      seen = v;
+    }}).catch(function () {{}}).finally(function () {{ setTimeout(poll, 1000); }});
+  }}
+  poll();
+}})();
+</script>
+"""
+
+
+def _page(title: str, body: str, live: bool, root: str) -> str:
+    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+            f'<style>{_STYLE}</style></head><body><p><a href="{root}index.html">All previews</a></p>{body}'
+            f'{_RELOAD_SCRIPT if live else ""}</body></html>')
+
+
+def _problems_html(problems: list[Problem]) -> str:
+    if not problems:
+        return ""
+    return f'<div class="problems" id="problems">{html.escape(chr(10).join(map(str, problems)))}</div>'
+
+
+def _index_page(entries: list[PreviewEntry], problems: list[Problem], live: bool) -> str:
+    rows = []
+    for entry in entries:
+        subject = html.escape(entry.email.subject) if entry.email else f'<em>{html.escape(entry.error or "")}</em>'
+        rows.append(f'<tr><td>{html.escape(entry.campaign_id)}</td><td>{entry.locale}</td>'
+                    f'<td><a href="view/{entry.slug}.html">{html.escape(entry.sample)}</a></td><td>{subject}</td></tr>')
+    table = ('<table class="list"><tr><th>Campaign</th><th>Locale</th><th>Sample customer</th><th>Subject</th></tr>'
+             + "".join(rows) + "</table>")
+    body = f"<h1>E-mail previews</h1>{_problems_html(problems)}{table}"
+    return _page("Lojal previews", body, live, "")
+
+
+def _view_page(entry: PreviewEntry, live: bool) -> str:
+    root = "../../../"
+    title = f"{entry.campaign_id} · {entry.locale} · {entry.sample}"
+    if entry.email is None:
+        body = f"<h1>{html.escape(title)}</h1><div class=\"problems\">{html.escape(entry.error or '')}</div>"
+        return _page(title, body, live, root)
+    email = entry.email
+    src = f"{root}email/{entry.slug}.html"
+    frames = "".join(
+        f'<figure><figcaption>{label} ({width} px)</figcaption>'
+        f'<iframe id="{label.lower()}" title="{label}" src="{src}" width="{width}"></iframe></figure>'
+        for label, width in (("Desktop", DESKTOP_WIDTH), ("Mobile", MOBILE_WIDTH)))
+    body = (f"<h1>{html.escape(title)}</h1><dl class=\"meta\">"
+            f"<dt>Subject</dt><dd id=\"subject\">{html.escape(email.subject)}</dd>"
+            f"<dt>Preheader</dt><dd id=\"preheader\">{html.escape(email.preheader)}</dd>"
+            f"<dt>Size</dt><dd>{len(email.html.encode()) / 1024:.1f} KB HTML</dd></dl>"
+            f"<div class=\"frames\">{frames}</div><h2>Text part</h2><pre class=\"text\" id=\"text\">"
+            f"{html.escape(email.text)}</pre>")
+    return _page(title, body, live, root)
+
+
+def write_site(site: PreviewSite, out_dir: Path) -> int:
+    """Write every page under `out_dir`; return the number of files written."""
+    for relative, (_, content) in site.files.items():
+        target = out_dir / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+    return len(site.files)
+
+
+def watched_mtimes(paths: Paths) -> tuple[tuple[str, float], ...]:
+    """(path, mtime) of every file the preview depends on: a change means rebuild."""
+    files = [*paths.config_dir.glob("*.yaml"), *paths.templates_dir.rglob("*")]
+    return tuple(sorted((str(p), p.stat().st_mtime) for p in files if p.is_file()))
+
+
+class PreviewServer:
+    """Serves the preview and rebuilds it when a watched file changes."""
+
+    def __init__(self, paths: Paths, host: str = "127.0.0.1", port: int = 8025):
+        self.paths = paths
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.version = 0
+        self._mtimes = watched_mtimes(paths)
+        self.site = build_site(paths, live=True)
+        self.httpd = ThreadingHTTPServer((host, port), self._handler_class())
+        self._watcher = threading.Thread(target=self._watch, name="preview-watch", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}/"
+
+    def _watch(self) -> None:
+        while not self._stop.wait(POLL_SECONDS):
+            self.rebuild_if_changed()
+
+    def rebuild_if_changed(self) -> bool:
+        mtimes = watched_mtimes(self.paths)
+        if mtimes == self._mtimes:
+            return False
+        site = build_site(self.paths, live=True)
+        with self._lock:
+            self._mtimes, self.site = mtimes, site
+            self.version += 1
+        return True
+
+    def lookup(self, path: str) -> tuple[int, str, bytes]:
+        path = path.split("?", 1)[0]
+        if path == VERSION_PATH:
+            return 200, "text/plain", str(self.version).encode()
+        relative = path.lstrip("/") or "index.html"
+        with self._lock:
+            found = self.site.files.get(relative)
+        if found is None:
+            return 404, "text/plain", b"not found"
+        return 200, found[0], found[1]
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+                status, content_type, body = server.lookup(self.path)
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args) -> None:
+                return  # keep the terminal for the URL and rebuild notices
+
+        return Handler
+
+    def start(self) -> None:
+        """Serve and watch in background threads (used by tests and `serve_forever`)."""
+        self._watcher.start()
+        threading.Thread(target=self.httpd.serve_forever, name="preview-http", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def serve_forever(self) -> None:
+        self.start()
+        try:
+            while True:
+                time.sleep(3600)
+        finally:
+            self.stop()
+

@@ -1,0 +1,335 @@
+"""Loading templates once per run and rendering them per recipient.
+
+For each (template, locale):  templates/<name>/email.mjml
+    -> resolve mj-include (sources)  -> put in the locale's strings (catalog)
+    -> route every link through |utm (link tracking)  -> check MJML structure and Jinja syntax
+    -> compile MJML to HTML once, Jinja left intact  -> Jinja templates for HTML, text, subject, preheader
+Per recipient only Jinja runs (`TemplateSet.render`).
+"""
+
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator, Mapping
+
+from jinja2 import Template, TemplateSyntaxError, UndefinedError
+from jinja2.exceptions import SecurityError, TemplateError
+from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import escape
+
+from lojal.config import LOCALES, Brand, ProjectConfig, Tracking
+from lojal.errors import HeaderInjectionError, Problem, ProjectError, RenderError
+from lojal.paths import Paths
+from lojal.render.catalog import (SHARED_DIR, STRING_PLACEHOLDER, STRINGS_FILE, Catalog, read_catalog,
+                                  substitute_strings)
+from lojal.render.jinja_env import make_environment
+from lojal.render.mjml_compile import MjmlCompileError, MjmlCompiler, PythonMjml
+from lojal.render.sources import ExpandedSource, SourceError, check_structure, expand_includes
+from lojal.render.text import text_template_from_html, tidy_text
+
+TEMPLATE_FILE = "email.mjml"
+SUBJECT_KEY = "subject"
+PREHEADER_KEY = "preheader"
+_HREF = re.compile(r'href="([^"]*)"')
+_SINGLE_EXPRESSION = re.compile(r"^\{\{\s*(.+?)\s*\}\}$", re.DOTALL)
+_HEADER_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    preheader: str
+    html: str
+    text: str
+
+
+@dataclass
+class CompiledTemplate:
+    name: str
+    locale: str
+    mjml_source: str  # includes resolved, strings and link tracking applied: the input of the compiler
+    html: Template
+    text: Template
+    subject: Template
+    preheader: Template
+    _per_recipient_source: Template | None = None
+
+
+@dataclass
+class Environments:
+    """A sandboxed HTML (autoescaped) and text environment per locale."""
+
+    html: dict[str, SandboxedEnvironment]
+    text: dict[str, SandboxedEnvironment]
+
+    @classmethod
+    def build(cls, tracking: Tracking, catalog: Catalog) -> "Environments":
+        html, text = {}, {}
+        for locale in LOCALES:
+            reason_text = lambda code, _locale=locale: catalog.reason(code, _locale)  # noqa: E731
+            html[locale] = make_environment(locale, tracking, reason_text, html=True)
+            text[locale] = make_environment(locale, tracking, reason_text, html=False)
+        return cls(html, text)
+
+
+def brand_context(brand: Brand) -> dict[str, Any]:
+    """config.brand as the `brand` variable; URLs as strings, website_url without trailing slash."""
+    data = brand.model_dump(mode="json")
+    data["website_url"] = str(data["website_url"]).rstrip("/")
+    return data
+
+
+def track_links(mjml: str) -> str:
+    """Route every web link through the |utm filter so UTM parameters are added automatically.
+
+    Static `https://...` hrefs and hrefs that are one `{{ expression }}` get `| utm('link')`; hrefs
+    already using |utm, the unsubscribe link, mailto: and anything else are left alone.
+    """
+
+    def rewrite(match: re.Match) -> str:
+        href = match.group(1)
+        if "utm" in href or "unsubscribe_url" in href:
+            return match.group(0)
+        if href.startswith(("https://", "http://")) and "{" not in href and "'" not in href:
+            return f"href=\"{{{{ '{href}' | utm('link') }}}}\""
+        expression = _SINGLE_EXPRESSION.match(href)
+        if expression and "{{" not in expression.group(1):
+            return f'href="{{{{ ({expression.group(1)}) | utm(\'link\') }}}}"'
+        return match.group(0)
+
+    return _HREF.sub(rewrite, mjml)
+
+
+_CONSTANT = re.compile(r"\{\{\s*(?:brand\.([A-Za-z_]+)|(locale))\s*\}\}")
+
+
+def fold_constants(source: str, brand: Mapping[str, Any], locale: str, *, html: bool) -> str:
+    """Replace plain `{{ brand.x }}` and `{{ locale }}` by their values (escaped for HTML).
+
+    Both are the same for every recipient of a run (brand always comes from config), so they are
+    written in once at compile time instead of being looked up and escaped per e-mail. Expressions
+    with filters, and values that are not plain text, stay Jinja.
+    """
+
+    def replace(match: re.Match) -> str:
+        value = locale if match.group(2) else brand.get(match.group(1))
+        if not isinstance(value, str) or "{" in value or "%" in value:
+            return match.group(0)
+        return str(escape(value)) if html else value
+
+    return _CONSTANT.sub(replace, source)
+
+
+def template_names(config: ProjectConfig) -> list[str]:
+    return sorted({campaign.template for campaign in config.campaigns.enabled})
+
+
+@dataclass
+class TemplateSet:
+    compiled: dict[tuple[str, str], CompiledTemplate]
+    brand: dict[str, Any]
+    environments: Environments
+    compiler: MjmlCompiler
+
+    @property
+    def templates(self) -> list[str]:
+        return sorted({name for name, _ in self.compiled})
+
+    def _get(self, template: str, locale: str) -> CompiledTemplate:
+        try:
+            return self.compiled[(template, locale)]
+        except KeyError:
+            raise RenderError(f"no compiled template '{template}' for locale '{locale}' "
+                              f"(templates: {self.templates}, locales: {list(LOCALES)})") from None
+
+    def _context(self, locale: str, context: Mapping[str, Any]) -> dict[str, Any]:
+        # `brand` always comes from config (normalized once in brand_context), even when the
+        # caller passes its own copy: a website_url with a trailing slash would double slashes.
+        return {**context, "brand": self.brand, "locale": locale}
+
+    def render(self, template: str, locale: str, context: Mapping[str, Any]) -> RenderedEmail:
+        """Personalize one e-mail: Jinja only, the MJML was compiled at load time."""
+        compiled = self._get(template, locale)
+        data = self._context(locale, context)
+        with _render_errors(template, locale):
+            subject = compiled.subject.render(data).strip()
+            preheader = compiled.preheader.render(data).strip()
+            html = compiled.html.render(data)
+            text = tidy_text(compiled.text.render(data))
+        if _HEADER_FORBIDDEN.search(subject):
+            raise HeaderInjectionError(f"subject of '{template}' ({locale}) contains a line break or control "
+                                       f"character: {subject!r}")
+        return RenderedEmail(subject=subject, preheader=preheader, html=html, text=text)
+
+    def render_html_compiling_per_recipient(self, template: str, locale: str, context: Mapping[str, Any],
+                                            compiler: MjmlCompiler | None = None) -> str:
+        """The slow reference path: Jinja on the MJML source, then compile MJML for this recipient.
+
+        Used by the equality test and the benchmark only. Wrong when data holds quotes or markup,
+        because the compiler re-parses the escaped output.
+        """
+        compiled = self._get(template, locale)
+        if compiled._per_recipient_source is None:
+            compiled._per_recipient_source = self.environments.html[locale].from_string(compiled.mjml_source)
+        with _render_errors(template, locale):
+            mjml = compiled._per_recipient_source.render(self._context(locale, context))
+        return (compiler or self.compiler).compile(mjml)
+
+
+@contextmanager
+def _render_errors(template: str, locale: str) -> Iterator[None]:
+    """Turn Jinja failures during one render into RenderError naming template, locale and variable."""
+    where = f"template '{template}' ({locale})"
+    try:
+        yield
+    except UndefinedError as exc:
+        raise RenderError(f"{where}: undefined variable: {exc.message}") from exc
+    except SecurityError as exc:
+        raise RenderError(f"{where}: not allowed in templates: {exc}") from exc
+    except (TemplateError, TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise RenderError(f"{where}: {type(exc).__name__}: {exc}") from exc
+
+
+@dataclass
+class CompileResult:
+    template_set: TemplateSet
+    problems: list[Problem]
+    catalogs: dict[str, Catalog]
+
+
+def compile_templates(paths: Paths, config: ProjectConfig, names: Iterable[str] | None = None,
+                      compiler: MjmlCompiler | None = None) -> CompileResult:
+    """Compile every (template, locale); collect problems instead of raising."""
+    compiler = compiler or PythonMjml()
+    problems: list[Problem] = []
+    shown = paths.relative
+    shared = read_catalog(paths.templates_dir / SHARED_DIR / STRINGS_FILE,
+                          shown(paths.templates_dir / SHARED_DIR / STRINGS_FILE), problems)
+    environments = Environments.build(config.tracking, shared)
+    brand = brand_context(config.brand)
+    compiled: dict[tuple[str, str], CompiledTemplate] = {}
+    catalogs: dict[str, Catalog] = {}
+    for name in (template_names(config) if names is None else names):
+        template_dir = paths.templates_dir / name
+        source_path = template_dir / TEMPLATE_FILE
+        if not source_path.is_file():
+            problems.append(Problem(shown(source_path), None, None,
+                                    f"template '{name}' is used by a campaign but {shown(source_path)} does not exist"))
+            continue
+        strings_path = template_dir / STRINGS_FILE
+        catalog = shared.merged_with(read_catalog(strings_path, shown(strings_path), problems))
+        catalogs[name] = catalog
+        try:
+            expanded = expand_includes(source_path, shown)
+        except SourceError as exc:
+            problems.append(exc.problem)
+            continue
+        for locale in LOCALES:
+            result = _compile_one(name, locale, expanded, catalog, environments, compiler, shown(strings_path), brand)
+            if isinstance(result, CompiledTemplate):
+                compiled[(name, locale)] = result
+            else:
+                problems.extend(p for p in result if p not in problems)
+    template_set = TemplateSet(compiled, brand, environments, compiler)
+    return CompileResult(template_set, problems, catalogs)
+
+
+def _compile_one(name: str, locale: str, expanded: ExpandedSource, catalog: Catalog, environments: Environments,
+                 compiler: MjmlCompiler, strings_shown: str, brand: Mapping[str, Any]) -> CompiledTemplate | list[Problem]:
+    source, unknown = substitute_strings(expanded.text, catalog, locale)
+    problems = [_at(expanded.origin(_line_of(expanded.text, f"t.{key}")),
+                    f"unknown string 't.{key}': add it to {strings_shown}") for key in dict.fromkeys(unknown)]
+    for key in (SUBJECT_KEY, PREHEADER_KEY):
+        if catalog.text(key, locale) is None:
+            problems.append(Problem(strings_shown, None, None, f"missing '{key}' (every template needs a {key})"))
+    used = {m.group(1) for m in STRING_PLACEHOLDER.finditer(expanded.text)} | {SUBJECT_KEY, PREHEADER_KEY}
+    problems += _string_syntax_problems(catalog, used, locale, environments.text[locale])
+    if problems:
+        return problems  # a broken string would also break the whole document: report it once, at its line
+    source = track_links(source)
+    located = ExpandedSource(source, expanded.origins)
+    problems += check_structure(located)
+    html_env, text_env = environments.html[locale], environments.text[locale]
+    try:
+        html_env.parse(source)
+    except TemplateSyntaxError as exc:
+        line = _unclosed_block_line(source) if "end of template" in (exc.message or "") else exc.lineno
+        problems.append(_at(located.origin(line or exc.lineno), f"Jinja syntax error: {exc.message}"))
+    if problems:
+        return problems
+    where = expanded.origins[0][0]
+    try:
+        # Constants go in after compiling: the compiler would re-parse escaped quotes in attributes.
+        compiled_html = fold_constants(compiler.compile(source), brand, locale, html=True)
+    except MjmlCompileError as exc:
+        return [Problem(where, None, None, f"MJML compiler ({compiler.name}) failed: {exc}")]
+    try:
+        return CompiledTemplate(
+            name=name, locale=locale, mjml_source=source,
+            html=_template(html_env, compiled_html),
+            text=_template(text_env, text_template_from_html(compiled_html)),
+            subject=_template(text_env, fold_constants(catalog.text(SUBJECT_KEY, locale)[0], brand, locale,  # type: ignore[index]
+                                                      html=False)),
+            preheader=_template(text_env, fold_constants(catalog.text(PREHEADER_KEY, locale)[0], brand,  # type: ignore[index]
+                                                        locale, html=False)),
+        )
+    except TemplateSyntaxError as exc:
+        return [Problem(where, None, None, f"Jinja syntax error after compiling ({locale}): {exc.message}")]
+
+
+def _string_syntax_problems(catalog: Catalog, keys: Iterable[str], locale: str,
+                            environment: SandboxedEnvironment) -> list[Problem]:
+    problems = []
+    for key in sorted(keys):
+        entry, found = catalog.entries.get(key), catalog.text(key, locale)
+        if entry is None or found is None:
+            continue
+        try:
+            environment.parse(found[0])
+        except TemplateSyntaxError as exc:
+            problems.append(Problem(entry.path, entry.line, None, f"Jinja syntax error in '{key}' ({locale}): {exc.message}"))
+    return problems
+
+
+def _template(environment: SandboxedEnvironment, source: str) -> Template:
+    template = environment.from_string(source)
+    # Jinja keeps globals as a ChainMap that every render copies key by key; a plain dict
+    # snapshot renders the same and is cheaper 4 times per e-mail.
+    template.globals = dict(template.globals)
+    return template
+
+
+def _at(origin: tuple[str, int], message: str) -> Problem:
+    return Problem(origin[0], origin[1], None, message)
+
+
+_BLOCK_TAG = re.compile(r"\{%-?\s*(\w+)")
+_BLOCK_OPENERS = {"if", "for", "macro", "call", "filter", "with", "block", "raw"}
+
+
+def _unclosed_block_line(source: str) -> int | None:
+    """Line of the block tag left open (Jinja itself reports the end of the document)."""
+    open_blocks: list[int] = []
+    for match in _BLOCK_TAG.finditer(source):
+        keyword = match.group(1)
+        if keyword in _BLOCK_OPENERS:
+            open_blocks.append(source.count("\n", 0, match.start()) + 1)
+        elif keyword.startswith("end") and open_blocks:
+            open_blocks.pop()
+    return open_blocks[-1] if open_blocks else None
+
+
+def _line_of(text: str, needle: str) -> int | None:
+    index = text.find(needle)
+    return None if index < 0 else text.count("\n", 0, index) + 1
+
+
+def load_templates(paths: Paths, config: ProjectConfig, compiler: MjmlCompiler | None = None) -> TemplateSet:
+    """Compile every template of an enabled campaign in every locale; ProjectError if any is broken."""
+    result = compile_templates(paths, config, compiler=compiler)
+    errors = [p for p in result.problems if p.severity == "error"]
+    if errors:
+        raise ProjectError(errors)
+    return result.template_set
