@@ -1,0 +1,143 @@
+"""The `lojal` command line. Each command parses options, calls plain functions, prints."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from lojal.errors import LojalError
+
+app = typer.Typer(help="Lojal: retention e-mail for online shops, versioned in git.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+console = Console()
+err_console = Console(stderr=True)
+
+ProjectOpt = Annotated[Optional[Path], typer.Option("--project", help="folder with config/, segments/, templates/ (default: current)")]
+DateOpt = Annotated[Optional[str], typer.Option("--date", help="run date YYYY-MM-DD (default: today)")]
+
+
+def parse_date(value: str | None, option: str = "--date") -> date:
+    if value is None:
+        return date.today()
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date; use YYYY-MM-DD, e.g. 2026-11-24", param_hint=option) from None
+
+
+def show_progress() -> bool:
+    return console.is_terminal and not os.environ.get("CI")
+
+
+@app.command("sample-data")
+def sample_data(
+    customers: Annotated[int, typer.Option(min=1, help="number of customers")] = 5000,
+    seed: Annotated[int, typer.Option(help="random seed: the same seed gives the same shop")] = 7,
+    until: Annotated[Optional[str], typer.Option(help="last day of history is the day before (default: today)")] = None,
+    replace: Annotated[bool, typer.Option("--replace", help="delete the store's data (and ledger) first")] = False,
+    project: ProjectOpt = None,
+) -> None:
+    """Fill the store with a realistic, deterministic Nordic web shop (two years of history)."""
+    from lojal.commands import sample_data as run_sample
+
+    until_date = parse_date(until, "--until")
+    counts = run_sample(project, customers, seed, until_date, replace, show_progress())
+    console.print("Sample shop written: " + ", ".join(f"{v:,} {k}" for k, v in counts.items()))
+
+
+@app.command("import")
+def import_file(
+    kind: Annotated[str, typer.Argument(help="customers, products or orders")],
+    file: Annotated[Path, typer.Argument(help="CSV or Parquet file")],
+    columns: Annotated[Optional[str], typer.Option(help="column mapping ours=theirs,... e.g. customer_id=CustomerID")] = None,
+    project: ProjectOpt = None,
+) -> None:
+    """Import customers, products or orders (one row per order line); all rows or none."""
+    from lojal.commands import import_data
+
+    counts = import_data(project, kind, file, columns)
+    console.print(", ".join(f"{v:,} {k}" for k, v in counts.items()))
+
+
+@app.command()
+def run(
+    run_date: DateOpt = None,
+    project: ProjectOpt = None,
+    fail_after: Annotated[Optional[int], typer.Option(hidden=True, help="drill: stop delivery after N messages")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show Prefect's log lines")] = False,
+) -> None:
+    """Run tonight's campaigns end to end (a Prefect flow; ephemeral unless PREFECT_API_URL is set)."""
+    from lojal.commands import run_nightly
+
+    result = run_nightly(project, parse_date(run_date), fail_after, verbose, show_progress())
+    print_run_summary(result)
+
+
+def print_run_summary(result: dict) -> None:
+    funnel = Table(title=f"Nightly run {result['run_date']}", box=box.SIMPLE_HEAD)
+    for col in ("campaign", "matched", "excluded", "selected", "rendered", "delivered", "failed"):
+        funnel.add_column(col, justify="left" if col == "campaign" else "right", no_wrap=col == "campaign")
+    why = Table(title="Why matching customers were excluded", box=box.SIMPLE_HEAD)
+    for col in ("campaign", "reason", "customers"):
+        why.add_column(col, justify="right" if col == "customers" else "left")
+    for s in result["campaigns"]:
+        funnel.add_row(s["campaign_id"], str(s["matched"]), str(sum(s["excluded"].values())), str(s["selected"]),
+                       str(s["rendered"]), str(s["delivered"]), str(s["failed"]))
+        for reason, count in s["excluded"].items():
+            why.add_row(s["campaign_id"], reason, str(count))
+    console.print(funnel)
+    if why.row_count:
+        console.print(why)
+    total = sum(s["delivered"] for s in result["campaigns"])
+    console.print(f"{total} new messages delivered. Open {Path(result['outbox']) / 'index.html'}")
+
+
+@app.command()
+def check(
+    project: ProjectOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print problems as JSON")] = False,
+) -> None:
+    """Check every file under config/, segments/ and templates/; list all problems."""
+    from lojal.paths import Paths
+    from lojal.pipeline import check_project
+
+    problems = check_project(Paths.resolve(project))
+    errors = [p for p in problems if p.severity == "error"]
+    if as_json:
+        print(json.dumps({"ok": not errors, "problems": [p.to_dict() for p in problems]}, ensure_ascii=False, indent=2))
+    else:
+        for p in problems:
+            (err_console if p.severity == "error" else console).print(str(p), markup=False, highlight=False)
+        console.print(f"{len(errors)} error(s), {len(problems) - len(errors)} warning(s)" if problems else "All files are valid.")
+    raise typer.Exit(1 if errors else 0)
+
+
+def _register_subcommands() -> None:
+    from lojal.reco.cli import app as reco_app
+    from lojal.render.cli import app as preview_app
+    from lojal.segments.cli import app as segments_app
+
+    app.add_typer(segments_app, name="segments", help="List, show and explain segments.")
+    app.add_typer(reco_app, name="reco", help="Recommendation tools (offline evaluation).")
+    app.add_typer(preview_app, name="preview", help="Preview rendered e-mails in a browser.")
+
+
+_register_subcommands()
+
+
+def main() -> None:
+    try:
+        app()
+    except LojalError as exc:
+        err_console.print(Text("error: ", style="bold red") + Text(str(exc)))
+        sys.exit(1)

@@ -1,0 +1,296 @@
+"""The nightly run as plain functions; `flows/nightly.py` wires them into Prefect.
+
+1. `load_project`   every marketer file validated (config, segments, templates) before any data
+2. `prepare_night`  shop data as of the run date, features, segment membership, recommender
+3. `plan_campaigns` recipients and exclusions per campaign, ledger rows recorded as planned
+4. `build_messages` recommendations + rendering for one batch of recipients
+5. `deliver`        one batch through the backend, ledger rows marked sent/failed
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+
+import pandas as pd
+from sqlalchemy import Engine
+
+from lojal import ledger
+from lojal.config import Campaign, CampaignsFile, ProjectConfig, check_config, load_config_parts
+from lojal.delivery import DeliveryBackend, OutgoingMessage
+from lojal.errors import LojalError, Problem, ProjectError
+from lojal.features import compute_features
+from lojal.paths import Paths
+from lojal.planning import CampaignAudience, assign_campaigns
+from lojal.reco import Recommender, fit_recommender
+from lojal.render import TemplateSet, load_templates
+from lojal.segments import SegmentSet, evaluate_segments, load_segments
+from lojal.store import connect, load_shop_data
+from lojal.store.shopdata import ShopData
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class Project:
+    paths: Paths
+    config: ProjectConfig
+    segments: SegmentSet
+    templates: TemplateSet
+
+
+@dataclass
+class Night:
+    project: Project
+    run_date: date
+    engine: Engine
+    data: ShopData
+    features: pd.DataFrame
+    membership: pd.DataFrame
+    recommender: Recommender
+    plans: list["CampaignPlan"] = field(default_factory=list)
+
+
+@dataclass
+class CampaignPlan:
+    audience: CampaignAudience
+    pending: pd.DataFrame  # customer_id, occasion_key, message_id, state (planned/failed)
+    already_sent: int
+
+    @property
+    def campaign(self) -> Campaign:
+        return self.audience.campaign
+
+
+@dataclass
+class BatchOutcome:
+    delivered: int = 0
+    duplicates: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def load_project(paths: Paths) -> Project:
+    """Validate every marketer file; raise ProjectError listing all problems."""
+    config, problems = check_config(paths)
+    segments = templates = None
+    try:
+        segments = load_segments(paths)
+    except ProjectError as exc:
+        problems = problems + exc.problems
+    if config is not None:
+        try:
+            templates = load_templates(paths, config)
+        except ProjectError as exc:
+            problems = problems + exc.problems
+        problems = problems + _missing_references(config.campaigns, segments)
+    if problems:
+        raise ProjectError(problems)
+    return Project(paths, config, segments, templates)
+
+
+def _missing_references(campaigns: CampaignsFile, segments) -> list[Problem]:
+    if segments is None:
+        return []
+    return [Problem("config/campaigns.yaml", None, None,
+                    f"campaign '{c.id}' uses segment '{c.segment}', which no file in segments/ defines; "
+                    f"use one of: {', '.join(sorted(segments.names))}")
+            for c in campaigns.enabled if c.segment not in set(segments.names)]
+
+
+def check_project(paths: Paths) -> list:
+    """Every problem in config/, segments/ and templates/ (for `lojal check`)."""
+    from lojal.render import check_templates
+    from lojal.segments import check_segments
+
+    parts, problems = load_config_parts(paths)
+    config = ProjectConfig(**parts) if not problems else None
+    problems = problems + check_segments(paths)
+    if config is not None:
+        problems += check_templates(paths, config)
+    if "campaigns" in parts:
+        try:
+            problems += _missing_references(parts["campaigns"], load_segments(paths))
+        except ProjectError:
+            pass
+    return sorted(set(problems), key=lambda p: (p.path, p.line or 0, p.col or 0, p.message))
+
+
+def prepare_night(project: Project, run_date: date, progress: Progress = lambda _: None) -> Night:
+    engine = connect(project.paths.database_url)
+    progress("loading shop data")
+    data = load_shop_data(engine, run_date)
+    progress("computing features")
+    features = compute_features(data, project.config.loyalty)
+    progress("evaluating segments")
+    membership = evaluate_segments(project.segments, features, data)
+    progress("fitting recommendations")
+    recommender = fit_recommender(data)
+    return Night(project, run_date, engine, data, features, membership, recommender)
+
+
+def plan_campaigns(night: Night) -> list[CampaignPlan]:
+    campaigns = night.project.config.campaigns
+    sent = ledger.sent_rows(night.engine, [c.id for c in campaigns.enabled])
+    audiences = assign_campaigns(campaigns, night.data, night.features, night.membership, sent)
+    plans = []
+    for audience in audiences:
+        rows = ledger.plan(night.engine, audience.campaign.id, night.run_date, audience.recipients)
+        pending = rows[rows["state"] != ledger.SENT].reset_index(drop=True)
+        plans.append(CampaignPlan(audience, pending, int((rows["state"] == ledger.SENT).sum())))
+    return plans
+
+
+def batches(frame: pd.DataFrame, size: int) -> list[pd.DataFrame]:
+    return [frame.iloc[i:i + size] for i in range(0, len(frame), size)]
+
+
+def build_messages(night: Night, campaign: Campaign, batch: pd.DataFrame) -> tuple[list[OutgoingMessage], dict[str, str]]:
+    """Recommend, render and address one batch; per-recipient failures are returned, not raised."""
+    ids = batch["customer_id"].astype("int64").to_numpy()
+    customers = _customer_contexts(night, ids)
+    last_orders = _last_orders(night.data, night.features, ids)
+    recommendations: dict[int, list] = {}
+    spec = campaign.recommendations
+    if spec is not None:
+        triggers = ({cid: [item["sku"] for item in order["items"]] for cid, order in last_orders.items()}
+                    if spec.exclude_trigger_order else None)
+        recommendations = night.recommender.recommend(ids, spec, night.features, triggers)
+    messages, failures = [], {}
+    for customer_id, occasion_key, message_id in zip(ids, batch["occasion_key"], batch["message_id"]):
+        cid = int(customer_id)
+        try:
+            messages.append(_message(night, campaign, customers[cid], occasion_key, message_id,
+                                     last_orders.get(cid), recommendations.get(cid, [])))
+        except LojalError as exc:
+            failures[message_id] = f"{type(exc).__name__}: {exc}"
+    return messages, failures
+
+
+def _optional(value):
+    return None if value is None or pd.isna(value) else value
+
+
+def _customer_contexts(night: Night, ids) -> dict[int, dict]:
+    """The `customer` part of the template context, for a batch at once."""
+    customers = night.data.customers.reindex(ids)
+    features = night.features.reindex(ids)
+    frame = pd.DataFrame({
+        "id": ids, "first_name": customers["first_name"].to_numpy(), "email": customers["email"].to_numpy(),
+        "locale": customers["locale"].to_numpy(), "country": customers["country"].to_numpy(),
+        "tier": features["tier"].to_numpy(), "previous_tier": features["previous_tier"].to_numpy(),
+        "order_count": features["order_count"].fillna(0).astype(int).to_numpy(),
+        "days_since_last_order": features["days_since_last_order"].to_numpy(),
+        "birthday": customers["birthday"].dt.date.to_numpy(),
+    })
+    contexts = {}
+    for record in frame.to_dict("records"):
+        record["id"] = int(record["id"])
+        record["order_count"] = int(record["order_count"])
+        for key in ("days_since_last_order", "birthday", "tier", "previous_tier"):
+            record[key] = _optional(record[key])
+        contexts[record["id"]] = record
+    return contexts
+
+
+def _last_orders(data: ShopData, features: pd.DataFrame, customer_ids) -> dict[int, dict]:
+    """The `last_order` context (with its items) of each customer in the batch who ordered."""
+    order_ids = features["last_order_id"].reindex(customer_ids).dropna().astype("int64")
+    if order_ids.empty:
+        return {}
+    orders = data.orders[data.orders["order_id"].isin(order_ids)].set_index("order_id")
+    lines = data.lines[data.lines["order_id"].isin(order_ids)]
+    products = data.products.reindex(lines["sku"])
+    items = pd.DataFrame({"order_id": lines["order_id"].to_numpy(), "sku": lines["sku"].to_numpy(),
+                          "title": products["title"].to_numpy(), "quantity": lines["quantity"].astype(int).to_numpy(),
+                          "unit_price": lines["unit_price"].astype(float).to_numpy(),
+                          "image_url": products["image_url"].to_numpy(), "product_url": products["product_url"].to_numpy()})
+    items_by_order: dict[int, list[dict]] = {}
+    for record in items.to_dict("records"):
+        items_by_order.setdefault(int(record.pop("order_id")), []).append(
+            {k: _optional(v) if k in ("image_url", "product_url") else v for k, v in record.items()})
+    heads = orders.loc[order_ids.to_numpy()]
+    return {int(cid): {"id": int(oid), "placed_at": placed.to_pydatetime(), "total": float(total),
+                       "currency": currency, "items": items_by_order.get(int(oid), [])}
+            for cid, oid, placed, total, currency in zip(order_ids.index, order_ids.to_numpy(), heads["placed_at"],
+                                                         heads["total"], heads["currency"])}
+
+
+def _message(night: Night, campaign: Campaign, customer: dict, occasion_key: str, message_id: str,
+             last_order: dict | None, recs: list) -> OutgoingMessage:
+    config = night.project.config
+    unsubscribe_url = config.brand.unsubscribe_url.replace("{token}", message_id)
+    context = {
+        "customer": customer,
+        "recommendations": [r.to_context() for r in recs],
+        "last_order": last_order,
+        "campaign": {"id": campaign.id, "name": campaign.name},
+        "message": {"id": message_id, "unsubscribe_url": unsubscribe_url, "run_date": night.run_date},
+    }
+    rendered = night.project.templates.render(campaign.template, customer["locale"], context)
+    prefix = config.tracking.category_prefix
+    return OutgoingMessage(
+        message_id=message_id, campaign_id=campaign.id, customer_id=customer["id"],
+        to_email=customer["email"], to_name=customer["first_name"],
+        from_email=config.sender.from_email, from_name=config.sender.from_name,
+        reply_to=config.sender.reply_to, subject=rendered.subject, preheader=rendered.preheader,
+        html=rendered.html, text=rendered.text,
+        categories=(prefix, f"{prefix}-{campaign.id}", *campaign.categories),
+        custom_args={"lojal_message_id": message_id, "lojal_campaign": campaign.id,
+                     "lojal_customer": str(customer["id"]), "lojal_occasion": occasion_key,
+                     "lojal_run_date": night.run_date.isoformat()},
+        headers={"List-Unsubscribe": f"<{unsubscribe_url}>",
+                 "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
+    )
+
+
+def deliver(engine: Engine, backend: DeliveryBackend, messages: list[OutgoingMessage]) -> BatchOutcome:
+    """Send one batch and record the outcome. When the backend fails as a whole (DeliveryError),
+    nothing of the batch is recorded: what it did deliver stays `planned`, and the resumed run
+    hands it over again, which the backend recognises by message id (docs/architecture.md)."""
+    results = backend.send_batch(messages)
+    ledger.mark_sent(engine, [r.message_id for r in results if r.delivered])
+    failed = {r.message_id: r.error or "rejected" for r in results if not r.delivered}
+    ledger.mark_failed(engine, failed)
+    return BatchOutcome(delivered=sum(r.delivered and not r.duplicate for r in results),
+                        duplicates=sum(r.duplicate for r in results), failed=failed)
+
+
+@dataclass
+class CampaignSummary:
+    campaign_id: str
+    name: str
+    matched: int
+    selected: int
+    excluded: dict[str, int]
+    already_sent: int
+    rendered: int = 0
+    delivered: int = 0
+    duplicates: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def summary_for(plan: CampaignPlan) -> CampaignSummary:
+    a = plan.audience
+    excluded = dict(a.exclusions)
+    if plan.already_sent:
+        excluded["already sent tonight (a re-run)"] = plan.already_sent
+    return CampaignSummary(a.campaign.id, a.campaign.name, a.matched, len(plan.pending),
+                           dict(Counter(excluded).most_common()), plan.already_sent)
+
+
+def record_batch(summary: CampaignSummary, rendered: int, outcome: BatchOutcome, render_failures: dict[str, str]) -> None:
+    summary.rendered += rendered
+    summary.delivered += outcome.delivered
+    summary.duplicates += outcome.duplicates
+    summary.failed += len(outcome.failed) + len(render_failures)
+    summary.errors.extend(list({**outcome.failed, **render_failures}.values())[: max(0, 5 - len(summary.errors))])
+
+
+__all__ = ["Project", "Night", "CampaignPlan", "load_project", "check_project", "prepare_night",
+           "plan_campaigns", "build_messages", "deliver", "batches", "summary_for", "record_batch"]

@@ -1,0 +1,100 @@
+"""Who gets which campaign tonight, and why everyone else does not. Pure functions.
+
+Campaigns are considered by priority (highest first). For each, a matching customer is
+excluded, with the first reason that applies, when they may not be mailed (consent,
+suppression, address), when the campaign's occasion does not exist for them, when they already
+received this campaign for this occasion on an earlier night, or when higher-priority campaigns
+already use tonight's allowance (`max_emails_per_customer_per_run`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from lojal.audience import exclusion_reasons
+from lojal.config import Campaign, CampaignsFile
+from lojal.store.shopdata import ShopData
+
+NO_OCCASION = "no triggering occasion"
+ALREADY_RECEIVED = "already received for this occasion"
+
+
+@dataclass
+class CampaignAudience:
+    campaign: Campaign
+    matched: int
+    recipients: pd.DataFrame  # customer_id, occasion_key (sorted by customer_id)
+    exclusions: Counter = field(default_factory=Counter)
+
+
+def occasion_keys(kind: str, features: pd.DataFrame, run_date: date) -> pd.Series:
+    """The occasion key per customer (NA where the occasion does not exist)."""
+    index = features.index
+    if kind == "last_order":
+        ids = features["last_order_id"]
+        return ("order:" + ids.astype("Int64").astype(str)).where(ids.notna())
+    if kind == "lapse":
+        last = pd.to_datetime(features["last_order_at"])
+        return ("lapse:" + last.dt.strftime("%Y-%m-%d")).where(last.notna())
+    if kind == "tier":
+        return ("tier:" + features["tier"].astype(str)).where(features["tier"].notna())
+    if kind == "birthday":
+        return pd.Series(f"birthday:{run_date.year}", index=index)
+    if kind == "run_date":
+        return pd.Series(f"date:{run_date.isoformat()}", index=index)
+    if kind == "once":
+        return pd.Series("once", index=index)
+    raise ValueError(f"unknown occasion kind {kind!r}")
+
+
+def assign_campaigns(campaigns: CampaignsFile, data: ShopData, features: pd.DataFrame,
+                     membership: pd.DataFrame, sent: pd.DataFrame) -> list[CampaignAudience]:
+    """Decide tonight's recipients of every enabled campaign (see module docstring)."""
+    run_date = data.run_date
+    blocked = exclusion_reasons(data).reindex(features.index)
+    allowance = pd.Series(campaigns.max_emails_per_customer_per_run, index=features.index)
+    taken_by = pd.Series("", index=features.index, dtype=object)  # tonight's earlier campaigns, joined
+    audiences = []
+    for campaign in campaigns.enabled:
+        matched = membership[campaign.segment].reindex(features.index, fill_value=False).to_numpy(bool)
+        keys = occasion_keys(campaign.occasion, features, run_date)
+        reasons = pd.Series(None, index=features.index, dtype=object)
+        reasons[blocked.notna()] = blocked
+        reasons[reasons.isna() & keys.isna()] = NO_OCCASION
+        earlier = _sent_before(sent, campaign.id, run_date, features.index, keys)
+        reasons[reasons.isna() & earlier] = ALREADY_RECEIVED
+        selected = matched & reasons.isna().to_numpy() & (allowance > 0).to_numpy()
+        exclusions = _count_exclusions(matched, reasons, allowance, taken_by)
+        taken_by[selected] = np.where(taken_by[selected] == "", campaign.id, taken_by[selected] + ", " + campaign.id)
+        allowance[selected] -= 1
+        recipients = pd.DataFrame({"customer_id": features.index[selected].astype("int64"),
+                                   "occasion_key": keys[selected].astype(str).to_numpy()})
+        audiences.append(CampaignAudience(campaign, int(matched.sum()), recipients, exclusions))
+    return audiences
+
+
+def _count_exclusions(matched: np.ndarray, reasons: pd.Series, allowance: pd.Series,
+                      taken_by: pd.Series) -> Counter:
+    counts: Counter = Counter(reasons[matched].dropna().value_counts().to_dict())
+    over = matched & reasons.isna().to_numpy() & (allowance <= 0).to_numpy()
+    for campaigns, count in taken_by[over].value_counts().items():
+        counts[f"gets higher-priority {campaigns} tonight"] += int(count)
+    return counts
+
+
+def _sent_before(sent: pd.DataFrame, campaign_id: str, run_date: date, index: pd.Index,
+                 keys: pd.Series) -> pd.Series:
+    """Mask over customers: this occasion was sent on an earlier night. (Sent tonight still
+    counts against tonight's allowance; the ledger reports it as already sent.)"""
+    rows = sent[sent["campaign_id"] == campaign_id]
+    if rows.empty:
+        return pd.Series(False, index=index)
+    joined = pd.DataFrame({"customer_id": index, "occasion_key": keys.to_numpy()}).merge(
+        rows, on=["customer_id", "occasion_key"], how="left")
+    earlier = joined["run_date"].notna() & (joined["run_date"] != run_date)
+    return pd.Series(earlier.to_numpy(), index=index)

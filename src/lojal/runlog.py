@@ -1,0 +1,34 @@
+"""A row per nightly run in the store: when it started and ended, how, and its summary."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timezone
+
+import pandas as pd
+from sqlalchemy import Engine, insert, select, update
+
+from lojal.store.schema import runs
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def start_run(engine: Engine, run_date: date) -> int:
+    with engine.begin() as conn:
+        result = conn.execute(insert(runs).values(run_date=run_date, started_at=_now(), status="running"))
+        return int(result.inserted_primary_key[0])
+
+
+def finish_run(engine: Engine, run_id: int, status: str, summary: list[dict] | None = None) -> None:
+    with engine.begin() as conn:
+        conn.execute(update(runs).where(runs.c.id == run_id).values(
+            finished_at=_now(), status=status,
+            summary_json=json.dumps(summary, ensure_ascii=False) if summary is not None else None))
+
+
+def recent_runs(engine: Engine, limit: int = 20) -> pd.DataFrame:
+    query = select(runs.c.id, runs.c.run_date, runs.c.started_at, runs.c.finished_at, runs.c.status)
+    with engine.connect() as conn:
+        return pd.read_sql(query.order_by(runs.c.id.desc()).limit(limit), conn)

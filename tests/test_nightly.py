@@ -1,0 +1,157 @@
+"""The nightly flow end to end under Prefect's test harness: a full run, a repeated run that
+sends nothing, a run killed half-way that a re-run completes, and the same on PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import pandas as pd
+import pytest
+import yaml
+from sqlalchemy import select
+
+from lojal import runlog
+from lojal.errors import DeliveryError
+from lojal.paths import Paths
+from lojal.sample import generate_shop
+from lojal.sample.store import write_sample_shop
+from lojal.store import connect
+from lojal.store.schema import send_ledger
+
+RUN_DATE = date(2026, 11, 24)
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+@pytest.fixture(scope="module")
+def sample_shop():
+    return generate_shop(1500, seed=11, until=RUN_DATE)
+
+
+@pytest.fixture
+def filled_project(project, sample_shop):
+    write_sample_shop(connect(Paths.resolve(project).database_url), sample_shop, replace=False)
+    return project
+
+
+def run(project, **kwargs) -> dict:
+    from flows.nightly import nightly
+
+    return nightly(run_date=RUN_DATE, project_dir=str(project), **kwargs)
+
+
+def ledger_rows(project) -> pd.DataFrame:
+    engine = connect(Paths.resolve(project).database_url)
+    with engine.connect() as conn:
+        frame = pd.read_sql(select(send_ledger), conn)
+    engine.dispose()
+    return frame
+
+
+def delivery_log(project) -> list[str]:
+    log = Paths.resolve(project).outbox_dir(RUN_DATE) / "deliveries.jsonl"
+    return [json.loads(line)["message_id"] for line in log.read_text().splitlines()]
+
+
+def eml_ids(project) -> set[str]:
+    return {p.stem for p in Paths.resolve(project).outbox_dir(RUN_DATE).glob("*/*.eml")}
+
+
+def test_full_run_then_repeat_sends_nothing(filled_project, sample_shop):
+    first = run(filled_project)
+    delivered = {c["campaign_id"]: c["delivered"] for c in first["campaigns"]}
+    assert set(delivered) == {"tier_upgrade", "post_purchase", "replenishment", "survey", "birthday", "vip_care", "win_back"}
+    assert sum(n > 0 for n in delivered.values()) >= 6, delivered  # tier upgrades are rare in a small shop
+    assert sum(c["failed"] for c in first["campaigns"]) == 0
+
+    rows = ledger_rows(filled_project)
+    assert (rows["state"] == "sent").all() and len(rows) == sum(delivered.values())
+    assert eml_ids(filled_project) == set(rows["message_id"])
+    assert not rows.duplicated(["customer_id", "run_date"]).any()  # one e-mail per customer per night
+
+    index = (Paths.resolve(filled_project).outbox_dir(RUN_DATE) / "index.html").read_text()
+    assert index.count('.html">') == len(rows)
+
+    _assert_consent_and_suppression_respected(rows, sample_shop)
+    _assert_artifacts_published()
+
+    second = run(filled_project)
+    assert sum(c["delivered"] for c in second["campaigns"]) == 0
+    assert sum(c["excluded"].get("already sent tonight (a re-run)", 0) for c in second["campaigns"]) == len(rows)
+    assert len(delivery_log(filled_project)) == len(rows)
+
+
+def _assert_consent_and_suppression_respected(rows, sample_shop):
+    customers = sample_shop.customers.set_index("customer_id").loc[rows["customer_id"]]
+    assert customers["consent_email"].all()
+    assert not customers["email"].str.lower().isin(sample_shop.suppressions["email"]).any()
+
+
+def test_killed_half_way_then_rerun_completes_without_duplicates(filled_project):
+    sender = filled_project / "config" / "sender.yaml"
+    settings = yaml.safe_load(sender.read_text())
+    settings["delivery"]["batch_size"] = 40
+    sender.write_text(yaml.safe_dump(settings))
+
+    with pytest.raises(DeliveryError, match="after 70 messages"):
+        run(filled_project, fail_after=70)
+    crashed = ledger_rows(filled_project)
+    planned_total = len(crashed)
+    # 70 delivered; those of the interrupted batch were delivered but not yet recorded as sent.
+    recorded = int((crashed["state"] == "sent").sum())
+    assert 0 < recorded < 70
+    assert len(eml_ids(filled_project)) == 70
+
+    resumed = run(filled_project)
+    engine = connect(Paths.resolve(filled_project).database_url)
+    assert runlog.recent_runs(engine)["status"].tolist() == ["completed", "failed"]
+    engine.dispose()
+    rows = ledger_rows(filled_project)
+    assert len(rows) == planned_total and (rows["state"] == "sent").all()
+    log = delivery_log(filled_project)
+    assert len(log) == planned_total == len(set(log)), "every planned message delivered exactly once"
+    assert eml_ids(filled_project) == set(rows["message_id"])
+    assert sum(c["duplicates"] for c in resumed["campaigns"]) == 70 - recorded
+
+
+@pytest.mark.postgres
+def test_nightly_run_on_postgresql(project, postgres_url, monkeypatch):
+    monkeypatch.setenv("LOJAL_DATABASE_URL", postgres_url)
+    write_sample_shop(connect(postgres_url), generate_shop(800, seed=5, until=RUN_DATE), replace=False)
+    first = run(project)
+    delivered = sum(c["delivered"] for c in first["campaigns"])
+    assert delivered > 50
+    assert sum(c["delivered"] for c in run(project)["campaigns"]) == 0
+    assert len(ledger_rows(project)) == delivered
+
+
+def _assert_artifacts_published():
+    import anyio
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    async def read(key: str):
+        async with get_client() as client:
+            return await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+
+    summary = anyio.run(read, "nightly-summary")
+    assert summary and "Nightly retention run — 2026-11-24" in summary[-1].data
+    funnel = anyio.run(read, "campaign-win-back")
+    assert funnel and "| selected tonight |" in funnel[-1].data
+
+
+def test_broken_marketer_files_stop_the_run_before_anything_is_sent(filled_project):
+    from lojal.errors import ProjectError
+
+    template = filled_project / "templates" / "win_back" / "email.mjml"
+    template.write_text(template.read_text().replace("{{ t.heading }}", "{{ t.heading "))
+    segment = filled_project / "segments" / "champions.yaml"
+    segment.write_text(segment.read_text().replace("where:", "wher:"))
+
+    with pytest.raises(ProjectError) as caught:
+        run(filled_project)
+    listed = [str(p) for p in caught.value.problems]
+    assert any(p.startswith("templates/win_back/email.mjml:") for p in listed), listed
+    assert any(p.startswith("segments/champions.yaml:") and "wher" in p for p in listed), listed
+    assert ledger_rows(filled_project).empty
+    assert not Paths.resolve(filled_project).outbox_dir(RUN_DATE).exists()

@@ -1,0 +1,83 @@
+"""The pipeline's stages without Prefect: what goes into each message."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+
+from lojal import pipeline
+from lojal.paths import Paths
+from lojal.sample import generate_shop
+from lojal.sample.store import write_sample_shop
+from lojal.store import connect
+
+RUN_DATE = date(2026, 11, 24)
+
+
+def _night(project):
+    paths = Paths.resolve(project)
+    write_sample_shop(connect(paths.database_url), generate_shop(2500, seed=21, until=RUN_DATE), replace=False)
+    night = pipeline.prepare_night(pipeline.load_project(paths), RUN_DATE)
+    night.plans = pipeline.plan_campaigns(night)
+    return night
+
+
+RECOMMENDED = re.compile(r'href="https://nordlys\.example/p/([a-z0-9-]+)\?[^"]*utm_content=product-\d"')
+
+
+def recommended_skus(message) -> set[str]:
+    return {sku.upper() for sku in RECOMMENDED.findall(message.html)}
+
+
+def messages_of(night, campaign_id):
+    plan = next(p for p in night.plans if p.campaign.id == campaign_id)
+    messages, failures = pipeline.build_messages(night, plan.campaign, plan.pending)
+    assert not failures
+    return plan, messages
+
+
+def test_what_each_campaign_recommends(project):
+    night = _night(project)
+    items = night.data.lines.groupby("order_id")["sku"].agg(set)
+    last_order = night.features["last_order_id"]
+
+    plan, messages = messages_of(night, "post_purchase")
+    assert messages
+    for message in messages:
+        bought = items[int(last_order[message.customer_id])]
+        shown = recommended_skus(message)
+        assert len(shown) == 4, "four recommended products"
+        assert not shown & bought, "never the items of the order being thanked for"
+
+    _plan, messages = messages_of(night, "replenishment")
+    due_again = 0
+    for message in messages:
+        bought = items[int(last_order[message.customer_id])]
+        due_again += bool(recommended_skus(message) & bought)
+    assert due_again > len(messages) / 2, "replenishment e-mails may show what is due again"
+
+    _plan, messages = messages_of(night, "win_back")
+    english = [m for m in messages if night.data.customers.at[m.customer_id, "locale"] == "en"]
+    assert any("You have bought this before" in m.text or "Trending" in m.text for m in english)
+    for message in messages[:20]:
+        assert message.custom_args["lojal_campaign"] == "win_back"
+        assert message.headers["List-Unsubscribe"].startswith("<https://nordlys.example/unsubscribe/")
+        assert f"/unsubscribe/{message.message_id}" in message.html
+
+
+def test_every_campaign_carries_recommendations_with_their_reasons(project):
+    import yaml
+
+    night = _night(project)
+    reasons = yaml.safe_load((project / "templates" / "_shared" / "strings.yaml").read_text())["reasons"]
+    english_openings = [text["en"].split("{")[0].strip() for text in reasons.values()]
+    for plan in night.plans:
+        if plan.pending.empty:
+            continue
+        _plan, messages = messages_of(night, plan.campaign.id)
+        slots = plan.campaign.recommendations.total_slots
+        assert all(len(recommended_skus(m)) == slots for m in messages), plan.campaign.id
+        english = [m for m in messages if night.data.customers.at[m.customer_id, "locale"] == "en"]
+        for message in english:
+            assert sum(message.text.count(opening) for opening in english_openings) >= slots, plan.campaign.id
