@@ -21,6 +21,7 @@ from lojal.delivery import backend_for
 from lojal.delivery.faults import FailAfter
 from lojal.paths import Paths
 from lojal.progress import observer
+from lojal.store import shop_today
 from lojal.report import campaign_markdown, night_markdown, write_run_report
 
 _NIGHTS: dict[str, tuple[pipeline.Night, object]] = {}
@@ -74,8 +75,8 @@ def campaign(campaign_id: str, run_key: str) -> dict:
 def nightly(run_date: date | None = None, project_dir: str | None = None,
             fail_after: int | None = None) -> dict:
     """Run tonight's campaigns. `fail_after` injects a delivery fault after N messages (drills)."""
-    run_date = run_date or date.today()
     project = load_project(project_dir)
+    run_date = run_date or shop_today(project.config.brand.timezone)
     night = prepare_night(quote(project), run_date)
     night.plans = plan_campaigns(quote(night))
     backend = backend_for(project.config, project.paths, run_date)

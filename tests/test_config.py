@@ -82,3 +82,10 @@ def test_load_config_raises_with_every_problem(project):
     line = line_of(project, "brand", "unsubscribe_url:")
     assert str(caught.value) == (f"config/brand.yaml:{line}:18: unsubscribe_url: must be an https:// URL containing "
                                  "{token}, e.g. https://shop.example/unsubscribe/{token}")
+
+
+def test_unknown_time_zone_suggests_the_nearest(project):
+    found = problems_after(project, "brand", "timezone: Europe/Oslo", "timezone: Europe/Olso")
+    line = line_of(project, "brand", "timezone:")
+    assert found == [f"config/brand.yaml:{line}:11: timezone: unknown time zone 'Europe/Olso'; "
+                     "did you mean 'Europe/Oslo'?"]

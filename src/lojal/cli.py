@@ -23,12 +23,13 @@ console = Console()
 err_console = Console(stderr=True)
 
 ProjectOpt = Annotated[Optional[Path], typer.Option("--project", help="folder with config/, segments/, templates/ (default: current)")]
-DateOpt = Annotated[Optional[str], typer.Option("--date", help="run date YYYY-MM-DD (default: today)")]
+DateOpt = Annotated[Optional[str], typer.Option("--date", help="run date YYYY-MM-DD (default: today in the shop's time zone)")]
 
 
-def parse_date(value: str | None, option: str = "--date") -> date:
+def parse_date(value: str | None, option: str = "--date") -> date | None:
+    """None stays None: the command then takes today in the shop's time zone."""
     if value is None:
-        return date.today()
+        return None
     try:
         return date.fromisoformat(value)
     except ValueError:

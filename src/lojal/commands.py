@@ -9,6 +9,7 @@ from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from lojal.config import load_config
 from lojal.paths import Paths
 from lojal.progress import observing
 
@@ -18,16 +19,18 @@ def _bar(enabled: bool) -> Progress:
                     disable=not enabled, transient=False)
 
 
-def sample_data(project: Path | None, customers: int, seed: int, until: date, replace: bool,
+def sample_data(project: Path | None, customers: int, seed: int, until: date | None, replace: bool,
                 progress: bool) -> dict[str, int]:
     from lojal.sample import generate_shop
     from lojal.sample.store import write_sample_shop
-    from lojal.store import connect
+    from lojal.store import connect, shop_today
 
     paths = Paths.resolve(project)
+    zone = load_config(paths).brand.timezone
+    until = until or shop_today(zone)
     with _bar(progress) as bar:
         task = bar.add_task("generating customers and orders", total=customers)
-        shop = generate_shop(customers, seed, until, progress=lambda n: bar.advance(task, n))
+        shop = generate_shop(customers, seed, until, progress=lambda n: bar.advance(task, n), timezone=zone)
         rows = len(shop.customers) + len(shop.products) + len(shop.orders) + len(shop.lines) + len(shop.suppressions)
         task = bar.add_task("writing to the store", total=rows)
         counts = write_sample_shop(connect(paths.database_url), shop, replace=replace,
@@ -68,7 +71,7 @@ class RichObserver:
         self.bar.advance(self.tasks[campaign_id], count)
 
 
-def run_nightly(project: Path | None, run_date: date, fail_after: int | None, verbose: bool,
+def run_nightly(project: Path | None, run_date: date | None, fail_after: int | None, verbose: bool,
                 progress: bool) -> dict:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     if not verbose:

@@ -3,8 +3,10 @@ loyalty tiers. Every file is validated at load time; all problems are reported t
 
 from __future__ import annotations
 
+import difflib
 import re
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, HttpUrl, field_validator, model_validator
 
@@ -90,6 +92,19 @@ class Brand(_Strict):
     preferences_url: str | None = None
     default_locale: Locale = "en"
     currency: str = Field(default="NOK", pattern=r"^[A-Z]{3}$")
+    timezone: str = Field(default="UTC", description="IANA zone; the shop's days (yesterday, 14 days ago, "
+                                                      "birthdays, the default run date) begin at midnight here")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            close = difflib.get_close_matches(v, sorted(available_timezones()), n=1)
+            hint = f"did you mean '{close[0]}'?" if close else "use an IANA name such as Europe/Oslo"
+            raise ValueError(f"unknown time zone {v!r}; {hint}") from None
+        return v
 
     @field_validator("unsubscribe_url")
     @classmethod

@@ -120,7 +120,7 @@ def check_project(paths: Paths) -> list:
 def prepare_night(project: Project, run_date: date, progress: Progress = lambda _: None) -> Night:
     engine = connect(project.paths.database_url)
     progress("loading shop data")
-    data = load_shop_data(engine, run_date)
+    data = load_shop_data(engine, run_date, project.config.brand.timezone)
     progress("computing features")
     features = compute_features(data, project.config.loyalty)
     progress("evaluating segments")

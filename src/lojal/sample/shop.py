@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta
 import numpy as np
 import pandas as pd
 
+from lojal.clock import local_to_utc
 from lojal.sample.catalog import ADJECTIVES, CATEGORIES, CONSENT_SOURCES, LOCALES
 
 HISTORY_DAYS = 730
@@ -34,13 +35,20 @@ class SampleShop:
 
 
 def generate_shop(customers: int, seed: int, until: date,
-                  progress: Callable[[int], None] | None = None) -> SampleShop:
-    """A shop with `customers` customers and orders placed before `until` (00:00 UTC)."""
+                  progress: Callable[[int], None] | None = None, timezone: str = "UTC") -> SampleShop:
+    """A shop with `customers` customers and orders placed before `until` began in `timezone`.
+
+    Times are generated as the shop's wall-clock times (evening peaks are local evenings) and
+    returned in UTC, as the store keeps them."""
     rng = np.random.default_rng(seed)
     products = _products(rng)
     people = _customers(rng, customers, until)
     orders, lines = _orders(rng, people, products, until, progress)
     suppressions = _suppressions(rng, people, until)
+    for frame, columns in ((people, ["created_at", "consent_at"]), (orders, ["placed_at"]),
+                           (suppressions, ["created_at"])):
+        for column in columns:
+            frame[column] = local_to_utc(frame[column], timezone)
     return SampleShop(people.drop(columns=["archetype"]), products, orders, lines, suppressions)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -19,14 +19,14 @@ from lojal.paths import Paths
 from lojal.segments.evaluate import evaluate_segments
 from lojal.segments.explain import explain as explain_customer
 from lojal.segments.loader import SegmentSet, load_segments
-from lojal.store import connect, load_shop_data
+from lojal.store import connect, load_shop_data, shop_today
 from lojal.store.shopdata import ShopData
 
 app = typer.Typer(help="List, inspect and explain the segments in segments/*.yaml.", no_args_is_help=True)
 console = Console()
 
 ProjectOption = typer.Option(Path("."), "--project", help="project folder (with config/, segments/)")
-DateOption = typer.Option(None, "--date", help="run date YYYY-MM-DD (default: today)", formats=["%Y-%m-%d"])
+DateOption = typer.Option(None, "--date", help="run date YYYY-MM-DD (default: today in the shop's time zone)", formats=["%Y-%m-%d"])
 
 
 @dataclass
@@ -40,8 +40,8 @@ def load(project: Path, run_date) -> Loaded:
     paths = Paths.resolve(project)
     config = load_config(paths)
     segment_set = load_segments(paths)
-    day = run_date.date() if run_date else date.today()
-    data = load_shop_data(connect(paths.database_url), day)
+    day = run_date.date() if run_date else shop_today(config.brand.timezone)
+    data = load_shop_data(connect(paths.database_url), day, config.brand.timezone)
     return Loaded(segment_set, data, compute_features(data, config.loyalty))
 
 

@@ -1,8 +1,10 @@
 """The shop as of a moment: the frames every stage works on.
 
-`ShopData` is what the features, segments, recommendation and planning stages receive. All
-times are naive UTC `datetime64[ns]`; `as_of` is exclusive (the start of the run date), so a
-run for a past date sees the world as it was then.
+`ShopData` is what the features, segments, recommendation and planning stages receive. The
+store keeps UTC; here every time is the shop's wall-clock time (naive `datetime64[ns]` in the
+shop's time zone), so "yesterday" and "14 days ago" are the shop's calendar days. `as_of` is
+exclusive (the shop's midnight starting the run date), so a run for a past date sees the world
+as it was then.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from datetime import date, datetime, time
 import pandas as pd
 from sqlalchemy import Engine, select
 
+from lojal.clock import start_of_day_utc, utc_to_local
 from lojal.store import schema
 from lojal.store.db import require_schema
 
@@ -34,6 +37,7 @@ class ShopData:
     orders: pd.DataFrame
     lines: pd.DataFrame
     suppressed_emails: frozenset[str] = frozenset()
+    timezone: str = "UTC"
 
     @property
     def run_date(self) -> date:
@@ -42,15 +46,17 @@ class ShopData:
     @classmethod
     def from_frames(cls, as_of: date | datetime, customers: pd.DataFrame, products: pd.DataFrame,
                     orders: pd.DataFrame, lines: pd.DataFrame,
-                    suppressed_emails: frozenset[str] = frozenset()) -> "ShopData":
+                    suppressed_emails: frozenset[str] = frozenset(), timezone: str = "UTC") -> "ShopData":
         """Normalise raw frames (orders: order_id, customer_id, placed_at, currency; lines: order_id,
-        line_no, sku, quantity, unit_price) and cut them at `as_of`."""
+        line_no, sku, quantity, unit_price; times in UTC), move times to the shop's `timezone` and
+        cut them at the start of `as_of` there."""
         cutoff = start_of(as_of)
         customers = customers.copy()
         if "customer_id" in customers.columns:
             customers = customers.set_index("customer_id")
-        for col in ("created_at", "consent_at", "birthday"):
-            customers[col] = pd.to_datetime(customers[col]).astype("datetime64[ns]")
+        for col in ("created_at", "consent_at"):
+            customers[col] = utc_to_local(customers[col], timezone)
+        customers["birthday"] = pd.to_datetime(customers["birthday"]).astype("datetime64[ns]")
         customers["consent_email"] = customers["consent_email"].astype(bool)
         customers = customers[customers["created_at"] < cutoff]
 
@@ -61,7 +67,7 @@ class ShopData:
         products["price"] = products["price"].astype(float)
 
         orders = orders.copy()
-        orders["placed_at"] = pd.to_datetime(orders["placed_at"]).astype("datetime64[ns]")
+        orders["placed_at"] = utc_to_local(orders["placed_at"], timezone)
         orders = orders[orders["placed_at"] < cutoff]
         lines = lines.merge(orders[["order_id", "customer_id", "placed_at"]], on="order_id", how="inner")
         lines["category"] = products["category"].reindex(lines["sku"]).to_numpy()
@@ -71,7 +77,7 @@ class ShopData:
         lines = lines.sort_values(["placed_at", "order_id", "line_no"], kind="stable").reset_index(drop=True)
         orders = orders.sort_values(["placed_at", "order_id"], kind="stable").reset_index(drop=True)
         return cls(cutoff, customers[CUSTOMER_COLUMNS], products[PRODUCT_COLUMNS],
-                   orders[ORDER_COLUMNS], lines[LINE_COLUMNS], frozenset(suppressed_emails))
+                   orders[ORDER_COLUMNS], lines[LINE_COLUMNS], frozenset(suppressed_emails), timezone)
 
 
 def start_of(day: date | datetime) -> pd.Timestamp:
@@ -80,10 +86,10 @@ def start_of(day: date | datetime) -> pd.Timestamp:
     return pd.Timestamp(datetime.combine(day, time.min))
 
 
-def load_shop_data(engine: Engine, as_of: date | datetime) -> ShopData:
-    """Read the store as it was at the start of `as_of` (UTC)."""
+def load_shop_data(engine: Engine, as_of: date | datetime, timezone: str = "UTC") -> ShopData:
+    """Read the store as it was at the start of `as_of` in the shop's `timezone`."""
     require_schema(engine)
-    cutoff = start_of(as_of).to_pydatetime()
+    cutoff = start_of_day_utc(start_of(as_of), timezone)
     with engine.connect() as conn:
         customers = pd.read_sql(select(schema.customers), conn)
         products = pd.read_sql(select(schema.products), conn)
@@ -93,4 +99,4 @@ def load_shop_data(engine: Engine, as_of: date | datetime) -> ShopData:
             .where(schema.orders.c.placed_at < cutoff), conn)
         suppressed = pd.read_sql(select(schema.suppressions.c.email), conn)
     emails = frozenset(suppressed["email"].str.lower())
-    return ShopData.from_frames(as_of, customers, products, orders, lines, emails)
+    return ShopData.from_frames(as_of, customers, products, orders, lines, emails, timezone)
