@@ -97,7 +97,7 @@ def nightly(run_date: date | None = None, project_dir: str | None = None,
         backend.finish()
     runlog.finish_run(night.engine, run_id, "completed", summaries)
     outbox = project.paths.outbox_dir(run_date)
-    write_run_report(project.paths, run_date, summaries)
-    create_markdown_artifact(night_markdown(summaries, run_date, outbox), key="nightly-summary",
+    report = write_run_report(project.paths, run_date, summaries)
+    create_markdown_artifact(night_markdown(summaries, run_date, outbox, report), key="nightly-summary",
                              description=f"Nightly retention run for {run_date}")
-    return {"run_date": run_date.isoformat(), "outbox": str(outbox), "campaigns": summaries}
+    return {"run_date": run_date.isoformat(), "outbox": str(outbox), "report": str(report), "campaigns": summaries}

@@ -9,10 +9,13 @@ import uuid
 from datetime import date
 from pathlib import Path
 
+import sys
+
 import pytest
 from sqlalchemy import create_engine, text
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent))  # tests import their helpers (headless.py); importlib mode
 SHARED = REPO.parent / "shared"
 POSTGRES_URL = os.environ.get("LOJAL_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 RUN_DATE = date(2026, 11, 24)

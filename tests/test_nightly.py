@@ -4,7 +4,9 @@ sends nothing, a run killed half-way that a re-run completes, and the same on Po
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -57,6 +59,13 @@ def eml_ids(project) -> set[str]:
     return {p.stem for p in Paths.resolve(project).outbox_dir(RUN_DATE).glob("*/*.eml")}
 
 
+def _assert_funnel_chart_accounts_for_every_match(result: dict) -> None:
+    page = Path(result["report"]).read_text()
+    svg = page[page.index("<svg"):page.index("</svg>") + 6]
+    counts = [int(n) for n in re.findall(r'data-count="(\d+)"', svg)]
+    assert sum(counts) == sum(c["matched"] for c in result["campaigns"])
+
+
 def test_full_run_then_repeat_sends_nothing(filled_project, sample_shop):
     first = run(filled_project)
     delivered = {c["campaign_id"]: c["delivered"] for c in first["campaigns"]}
@@ -74,6 +83,7 @@ def test_full_run_then_repeat_sends_nothing(filled_project, sample_shop):
 
     _assert_consent_and_suppression_respected(rows, sample_shop)
     _assert_artifacts_published()
+    _assert_funnel_chart_accounts_for_every_match(first)
 
     second = run(filled_project)
     assert sum(c["delivered"] for c in second["campaigns"]) == 0

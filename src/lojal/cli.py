@@ -101,6 +101,7 @@ def print_run_summary(result: dict) -> None:
         console.print(why)
     total = sum(s["delivered"] for s in result["campaigns"])
     console.print(f"{total} new messages delivered. Open {Path(result['outbox']) / 'index.html'}")
+    console.print(f"Funnel chart: {result['report']}")
 
 
 @app.command()

@@ -23,7 +23,7 @@ from lojal.delivery import DeliveryBackend, OutgoingMessage
 from lojal.errors import LojalError, Problem, ProjectError
 from lojal.features import compute_features
 from lojal.paths import Paths
-from lojal.planning import CampaignAudience, assign_campaigns
+from lojal.planning import SENT_EARLIER_TONIGHT, CampaignAudience, assign_campaigns
 from lojal.reco import Recommender, fit_recommender
 from lojal.render import TemplateSet, load_templates
 from lojal.segments import SegmentSet, evaluate_segments, load_segments
@@ -279,7 +279,7 @@ def summary_for(plan: CampaignPlan) -> CampaignSummary:
     a = plan.audience
     excluded = dict(a.exclusions)
     if plan.already_sent:
-        excluded["already sent tonight (a re-run)"] = plan.already_sent
+        excluded[SENT_EARLIER_TONIGHT] = plan.already_sent
     return CampaignSummary(a.campaign.id, a.campaign.name, a.matched, len(plan.pending),
                            dict(Counter(excluded).most_common()), plan.already_sent)
 

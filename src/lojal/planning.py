@@ -22,6 +22,8 @@ from lojal.store.shopdata import ShopData
 
 NO_OCCASION = "no triggering occasion"
 ALREADY_RECEIVED = "already received for this occasion"
+HIGHER_PRIORITY = "gets higher-priority"  # + " <campaigns> tonight"
+SENT_EARLIER_TONIGHT = "already sent tonight (a re-run)"
 
 
 @dataclass
@@ -83,7 +85,7 @@ def _count_exclusions(matched: np.ndarray, reasons: pd.Series, allowance: pd.Ser
     counts: Counter = Counter(reasons[matched].dropna().value_counts().to_dict())
     over = matched & reasons.isna().to_numpy() & (allowance <= 0).to_numpy()
     for campaigns, count in taken_by[over].value_counts().items():
-        counts[f"gets higher-priority {campaigns} tonight"] += int(count)
+        counts[f"{HIGHER_PRIORITY} {campaigns} tonight"] += int(count)
     return counts
 
 
