@@ -89,3 +89,11 @@ def test_unknown_time_zone_suggests_the_nearest(project):
     line = line_of(project, "brand", "timezone:")
     assert found == [f"config/brand.yaml:{line}:11: timezone: unknown time zone 'Europe/Olso'; "
                      "did you mean 'Europe/Oslo'?"]
+
+
+@pytest.mark.parametrize("pattern", ["#,##0.00 kr", "¤ 0.0.0", "¤ #,##0.00 ¤"])
+def test_money_format_needs_one_currency_sign_and_one_amount(project, pattern):
+    found = problems_after(project, "brand", 'nb: "¤ #,##0.00"', f'nb: "{pattern}"')
+    line = line_of(project, "brand", "  nb:")
+    assert found == [f"config/brand.yaml:{line}:3: money_formats: nb: '{pattern}' is not a currency pattern; "
+                     "write ¤ for the currency and #,##0.00 for the amount, e.g. '¤ #,##0.00' or '#,##0.00 ¤'"]

@@ -19,6 +19,8 @@ LOCALES = ("en", "nb", "sv", "da")
 Locale = Literal["en", "nb", "sv", "da"]
 _ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# A CLDR currency pattern: text around one number part such as #,##0.00 (Babel accepts any text).
+_MONEY_PATTERN = re.compile(r"^(?P<before>[^#0.,;]*)#*(?:,#*)?0[0,]*(?:\.0+)?(?P<after>[^#0.,;]*)$")
 
 
 class _Strict(BaseModel):
@@ -92,8 +94,21 @@ class Brand(_Strict):
     preferences_url: str | None = None
     default_locale: Locale = "en"
     currency: str = Field(default="NOK", pattern=r"^[A-Z]{3}$")
+    money_formats: dict[Locale, str] = Field(default_factory=dict, description="CLDR currency pattern per "
+                                              "locale, e.g. nb: '¤ #,##0.00' for kr 1 299,00")
     timezone: str = Field(default="UTC", description="IANA zone; the shop's days (yesterday, 14 days ago, "
                                                       "birthdays, the default run date) begin at midnight here")
+
+    @field_validator("money_formats")
+    @classmethod
+    def _currency_patterns(cls, v: dict[str, str]) -> dict[str, str]:
+        for locale, pattern in v.items():
+            match = _MONEY_PATTERN.match(pattern)
+            signs = re.findall("¤+", match["before"] + match["after"]) if match else []
+            if len(signs) != 1 or len(signs[0]) > 3:  # ¤ sign, ¤¤ ISO code, ¤¤¤ name
+                raise ValueError(f"{locale}: {pattern!r} is not a currency pattern; write ¤ for the currency "
+                                 "and #,##0.00 for the amount, e.g. '¤ #,##0.00' or '#,##0.00 ¤'")
+        return v
 
     @field_validator("timezone")
     @classmethod

@@ -30,6 +30,16 @@ def test_money_is_formatted_per_locale(locale, amount, currency, expected):
     assert _render("{{ amount | money(currency) }}", locale, amount=amount, currency=currency) == expected
 
 
+@pytest.mark.parametrize("pattern, expected", [
+    ("¤ #,##0.00", f"kr{NBSP}1{NBSP}299,00"),   # Norwegian shops' custom; CLDR 47 says 1 299,00 kr
+    ("¤¤ #,##0", f"NOK{NBSP}1{NBSP}299"),
+])
+def test_the_shop_may_set_its_money_pattern_per_locale(pattern, expected):
+    environment = make_environment("nb", Tracking(utm_source="lojal", utm_medium="email"), {}.get, html=True,
+                                   money_format=pattern)
+    assert environment.from_string("{{ 1299 | money('NOK') }}").render() == expected
+
+
 def test_numbers_and_dates_per_locale():
     assert _render("{{ 1299.5 | number }}", "nb") == f"1{NBSP}299,5"
     assert _render("{{ 1299.456 | number(2) }}", "da") == "1.299,46"

@@ -50,6 +50,9 @@ def test_locale_strings_and_money_formats_differ_per_language(shipped, shipped_c
             assert "kr." in email.text and f"{total:,.2f}".replace(",", "X").replace(".", ",").replace("X", ".") in email.text
         if locale == "en":
             assert f"£{total:.2f}" in email.text
+        if locale == "nb":  # brand.money_formats.nb: '¤ #,##0.00'
+            amount = f"{total:,.2f}".replace(",", "\u00a0").replace(".", ",")
+            assert f"kr\u00a0{amount}" in email.text, email.text
     assert subjects["en"].startswith("Thank you") and subjects["nb"].startswith("Takk")
     assert subjects["sv"].startswith("Tack") and subjects["da"].startswith("Tak for")
 

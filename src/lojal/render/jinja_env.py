@@ -39,12 +39,16 @@ def babel_locale(locale: str) -> Locale:
     return Locale.parse(BABEL_LOCALES.get(locale, locale))
 
 
-def _money_formatter(locale: Locale) -> Callable[[float, str], str]:
+def _money_formatter(locale: Locale, pattern: str | None) -> Callable[[float, str], str]:
+    # A shop's own pattern keeps its decimals (currency_digits off) and never breaks a line
+    # between sign and amount (no-break spaces, as CLDR's own patterns have).
+    pattern = pattern.replace(" ", "\u00a0") if pattern else None
+
     # Products and order totals repeat across thousands of recipients; Babel's pattern
     # application is the slowest part of a render, so identical amounts are formatted once.
     @lru_cache(maxsize=65536)
     def money(amount: float, currency: str) -> str:
-        return format_currency(amount, currency, locale=locale)
+        return format_currency(amount, currency, format=pattern, locale=locale, currency_digits=pattern is None)
 
     return money
 
@@ -143,8 +147,10 @@ class DataSandbox(SandboxedEnvironment):
         return super().getattr(obj, attribute)
 
 
-def make_environment(locale: str, tracking: Tracking, reason_text: ReasonLookup, *, html: bool) -> SandboxedEnvironment:
-    """A sandboxed, StrictUndefined environment whose filters format for `locale`."""
+def make_environment(locale: str, tracking: Tracking, reason_text: ReasonLookup, *, html: bool,
+                     money_format: str | None = None) -> SandboxedEnvironment:
+    """A sandboxed, StrictUndefined environment whose filters format for `locale` (money with the
+    shop's `money_format` pattern where brand.money_formats gives one, else CLDR's)."""
     env = DataSandbox(
         autoescape=html,
         undefined=StrictUndefined,
@@ -154,7 +160,7 @@ def make_environment(locale: str, tracking: Tracking, reason_text: ReasonLookup,
     )
     babel = babel_locale(locale)
     env.filters.update(
-        money=_money_formatter(babel),
+        money=_money_formatter(babel, money_format),
         number=_number_formatter(babel),
         date=_date_formatter(babel),
         utm=_utm_filter(tracking),

@@ -65,12 +65,13 @@ class Environments:
     text: dict[str, SandboxedEnvironment]
 
     @classmethod
-    def build(cls, tracking: Tracking, catalog: Catalog) -> "Environments":
+    def build(cls, tracking: Tracking, catalog: Catalog, money_formats: dict[str, str]) -> "Environments":
         html, text = {}, {}
         for locale in LOCALES:
             reason_text = lambda code, _locale=locale: catalog.reason(code, _locale)  # noqa: E731
-            html[locale] = make_environment(locale, tracking, reason_text, html=True)
-            text[locale] = make_environment(locale, tracking, reason_text, html=False)
+            pattern = money_formats.get(locale)
+            html[locale] = make_environment(locale, tracking, reason_text, html=True, money_format=pattern)
+            text[locale] = make_environment(locale, tracking, reason_text, html=False, money_format=pattern)
         return cls(html, text)
 
 
@@ -207,7 +208,7 @@ def compile_templates(paths: Paths, config: ProjectConfig, names: Iterable[str] 
     shown = paths.relative
     shared = read_catalog(paths.templates_dir / SHARED_DIR / STRINGS_FILE,
                           shown(paths.templates_dir / SHARED_DIR / STRINGS_FILE), problems)
-    environments = Environments.build(config.tracking, shared)
+    environments = Environments.build(config.tracking, shared, config.brand.money_formats)
     brand = brand_context(config.brand)
     compiled: dict[tuple[str, str], CompiledTemplate] = {}
     catalogs: dict[str, Catalog] = {}
