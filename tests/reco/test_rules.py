@@ -4,6 +4,8 @@ functions directly."""
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lojal.reco import RecommendationSpec, fit_recommender
 from lojal.reco.rules import Picker, boost_margin, mask_bought_within, price_band_allowed, top_candidates
@@ -121,3 +123,39 @@ def test_margin_boost_leaves_forbidden_items_forbidden():
     scores = np.array([[1.0, -np.inf]], np.float32)
     boost_margin(scores, np.array([0.5, 0.5]), 1.0)
     assert scores[0, 0] == pytest.approx(1.5) and np.isneginf(scores[0, 1])
+
+
+@st.composite
+def score_blocks(draw):
+    rows, cols = draw(st.integers(1, 12)), draw(st.integers(1, 300))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    kind = draw(st.sampled_from(["dense", "sparse", "shared", "ties", "mixed"]))
+    if kind == "dense":
+        block = rng.random((rows, cols), dtype=np.float32)
+    elif kind == "sparse":  # repeat-like: a few positive scores per row
+        block = np.where(rng.random((rows, cols)) < 0.03, rng.random((rows, cols)), 0).astype(np.float32)
+    elif kind == "shared":  # popular-like: one ranking for everyone
+        block = np.tile(rng.random(cols, dtype=np.float32), (rows, 1))
+    elif kind == "ties":
+        block = rng.integers(0, 3, (rows, cols)).astype(np.float32)
+    else:
+        block = rng.normal(size=(rows, cols)).astype(np.float32)
+    block[rng.random((rows, cols)) < draw(st.sampled_from([0.0, 0.2, 0.9]))] = -np.inf
+    return block
+
+
+@given(score_blocks(), st.integers(1, 80))
+@settings(max_examples=300, deadline=None)
+def test_top_candidates_match_a_full_sort(block, k):
+    items, values = top_candidates(block.copy(), k)
+    width = min(k, block.shape[1])
+    assert items.shape == values.shape == (len(block), width)
+    for row, (got_items, got_values) in enumerate(zip(items, values)):
+        expected = np.sort(block[row][block[row] > 0])[::-1][:width]
+        found = got_items >= 0
+        assert found.sum() == len(expected)
+        np.testing.assert_array_equal(got_values[found], expected)              # the best, best first
+        np.testing.assert_array_equal(block[row, got_items[found]], got_values[found])
+        assert len(set(got_items[found].tolist())) == found.sum()
+        assert np.isneginf(got_values[~found]).all() and found[:found.sum()].all()  # padding at the end

@@ -70,12 +70,102 @@ def boost_margin(scores: np.ndarray, margin: np.ndarray | None, boost: float) ->
 
 
 def top_candidates(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Best `k` columns per row (argpartition, then sort only those); invalid ones carry score <= 0."""
-    k = min(k, scores.shape[1])
-    if k == 0:
-        return np.zeros((len(scores), 0), np.int64), np.zeros((len(scores), 0), np.float32)
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    part_scores = np.take_along_axis(scores, part, axis=1)
+    """Each row's best `k` columns with a positive score, best first (equal scores in no set
+    order). Rows with fewer are padded with item -1 and score -inf: non-positive scores are never
+    candidates.
+
+    A full argpartition of a 1,000 × 20,000 block costs 0.1-0.2 s, and most blocks need far less: a
+    repeat row has a handful of positive scores, and popular, trending or EASE rows share their best
+    columns. So short rows are read off their positives; the other rows keep only the columns at or
+    above a per-row threshold, the k-th best among a probe of columns (a lower bound for the row's
+    own k-th best, so nothing is lost); argpartition is left for rows the probe does not narrow."""
+    n_rows, n_cols = scores.shape
+    k = min(k, n_cols)
+    items = np.full((n_rows, k), -1, np.int64)
+    values = np.full((n_rows, k), NOT_ALLOWED, np.float32)
+    if k == 0 or n_rows == 0:
+        return items, values
+    positive = scores > 0
+    short = np.count_nonzero(positive, axis=1) <= k
+    long_rows = np.flatnonzero(~short)
+    if 2 * len(long_rows) > n_rows:  # mostly long: work on the block itself rather than a copy
+        _fill_long_rows(items, values, np.arange(n_rows), scores, ~short, k)
+    elif len(long_rows):
+        _fill_long_rows(items, values, long_rows, scores[long_rows], np.ones(len(long_rows), bool), k)
+    if short.all():
+        _fill_from_mask(items, values, np.arange(n_rows), scores, positive, k)
+    elif short.any():
+        rows = np.flatnonzero(short)
+        items[rows], values[rows] = -1, NOT_ALLOWED
+        _fill_from_mask(items, values, rows, scores[rows], positive[rows], k)
+    return items, values
+
+
+def _fill_long_rows(items: np.ndarray, values: np.ndarray, rows: np.ndarray, block: np.ndarray,
+                    long: np.ndarray, k: int) -> None:
+    """The best k of the block's `long` rows (more than k positive scores) into items/values at
+    `rows`; what is written for other rows is overwritten by the caller."""
+    sample = block[np.flatnonzero(long)[:64]]
+    probe = _probe_columns(sample, k)
+    if _too_wide(sample >= _kth_best(sample, probe, k)[:, None], k).mean() > 0.5:  # no narrowing here
+        items[rows], values[rows] = _top_by_partition(block, k)
+        return
+    above = block >= _kth_best(block, probe, k)[:, None]
+    above[~long] = False
+    wide = _too_wide(above, k) & long
+    if wide.any():
+        above[wide] = False
+        fallback = np.flatnonzero(wide)
+        items[rows[fallback]], values[rows[fallback]] = _top_by_partition(block[fallback], k)
+    _fill_from_mask(items, values, rows, block, above, k)
+
+
+_PROBE_PER_K = 4              # strongest columns probed per wanted item
+_SAMPLE_PER_K = 16            # plus an even spread of columns, for rankings that differ per row
+_MAX_CANDIDATES_PER_K = 4     # more columns above a row's threshold than this: argpartition
+
+
+def _too_wide(above: np.ndarray, k: int) -> np.ndarray:
+    """Rows whose threshold let through fewer than k columns (no usable probe) or far more (ties)."""
+    passed = np.count_nonzero(above, axis=1)
+    return (passed < k) | (passed > _MAX_CANDIDATES_PER_K * k)
+
+
+def _probe_columns(sample: np.ndarray, k: int) -> np.ndarray:
+    """Columns to probe for thresholds: the sample rows' strongest (for rankings shared by all rows)
+    and an even spread (for rankings of each row's own)."""
+    n_cols = sample.shape[1]
+    strongest = np.argpartition(-sample.max(axis=0), min(n_cols, _PROBE_PER_K * k) - 1)[:_PROBE_PER_K * k]
+    spread = np.arange(0, n_cols, max(1, n_cols // (_SAMPLE_PER_K * k)))
+    return np.union1d(strongest, spread)
+
+
+def _kth_best(block: np.ndarray, probe: np.ndarray, k: int) -> np.ndarray:
+    """Per row, the k-th best score among the probe columns: a lower bound for the row's own k-th
+    best. +inf where the probe holds fewer than k positives, so that no column passes and the row
+    falls back to argpartition."""
+    kth = -np.partition(-block[:, probe], k - 1, axis=1)[:, k - 1]
+    return np.where(kth > 0, kth, np.inf).astype(block.dtype)
+
+
+def _fill_from_mask(items: np.ndarray, values: np.ndarray, rows: np.ndarray, block: np.ndarray,
+                    mask: np.ndarray, k: int) -> None:
+    """Write each row's best `k` masked columns, best first, into items/values at `rows`."""
+    columns = np.flatnonzero(mask.any(axis=0))  # nonzero() over the whole block would dominate
+    r, c = np.nonzero(mask[:, columns])
+    c = columns[c]
+    v = block[r, c]
+    order = np.lexsort((c, -v, r))
+    r, c, v = r[order], c[order], v[order]
+    rank = np.arange(len(r)) - np.searchsorted(r, r)
+    keep = rank < k
+    items[rows[r[keep]], rank[keep]] = c[keep]
+    values[rows[r[keep]], rank[keep]] = v[keep]
+
+
+def _top_by_partition(block: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    part = np.argpartition(-block, k - 1, axis=1)[:, :k]
+    part_scores = np.take_along_axis(block, part, axis=1)
     order = np.argsort(-part_scores, axis=1, kind="stable")
     return np.take_along_axis(part, order, axis=1), np.take_along_axis(part_scores, order, axis=1)
 
