@@ -16,9 +16,9 @@ CUSTOMERS = """id,mail,name,locale,country,time_zone,birthday,created_at,consent
 1,ase@example.no,Åse,nb,NO,Europe/Oslo,1980-02-01,2025-01-01T10:00:00Z,true
 2,bjorn@example.se,Björn,sv,SE,Europe/Stockholm,,2025-02-01,false
 """
-PRODUCTS = """sku,title,category,price,currency,image_url,product_url,in_stock
-A,Coffee,Coffee,149,NOK,https://x.example/a.jpg,https://x.example/a,true
-B,Mug,Tableware,99.5,NOK,,https://x.example/b,0
+PRODUCTS = """sku,title,category,price,currency,image_url,product_url,in_stock,margin
+A,Coffee,Coffee,149,NOK,https://x.example/a.jpg,https://x.example/a,true,35%
+B,Mug,Tableware,99.5,NOK,,https://x.example/b,0,
 """
 ORDERS = """order_id,customer_id,placed_at,sku,quantity,unit_price,currency
 10,1,2026-11-20T08:00:00Z,A,2,149,NOK
@@ -52,6 +52,7 @@ def test_import_with_mapping_then_reimport_is_safe(database_url, tmp_path):
     data = load_shop_data(engine, date(2026, 11, 22))
     assert data.customers.loc[1, "first_name"] == "Åse"
     assert not bool(data.products.loc["B", "in_stock"])
+    assert data.products.loc["A", "margin"] == pytest.approx(0.35) and pd.isna(data.products.loc["B", "margin"])
     assert data.orders.set_index("order_id").loc[10, "total"] == pytest.approx(2 * 149 + 99.5)
     engine.dispose()
 
@@ -95,3 +96,14 @@ def test_parquet_rows_are_numbered_from_one(tmp_path):
     with pytest.raises(DataImportError) as caught:
         import_file(engine, "products", path)
     assert [str(p) for p in caught.value.problems] == [f"{path}:2: column 'price': 'free' is not a number"]
+
+
+def test_margin_is_a_share_of_the_price(tmp_path):
+    engine = connect(f"sqlite:///{tmp_path / 's.db'}")
+    path = write(tmp_path, "p.csv", PRODUCTS.replace("true,35%", "true,35").replace("0,\n", "0,0.4\n"))
+    with pytest.raises(DataImportError) as caught:
+        import_file(engine, "products", path)
+    assert [str(p) for p in caught.value.problems] == [
+        f"{path}:2: column 'margin': '35' is not a share of the price; use a number from 0 to 1 (0.35) "
+        "or a percentage (35%)"]
+    assert count(engine, schema.products) == 0

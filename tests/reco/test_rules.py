@@ -77,7 +77,7 @@ def test_price_band_around_the_customers_average_price(build_shop, product):
 def test_margin_boost_reorders_close_scores(build_shop, product):
     purchases = crowd_buys(["T1", "T2"]) + [(c, "C1", "2024-05-10") for c in list(CROWD)[:9]]
     shop = build_shop(catalogue(product), purchases, extra_customers=(1,))
-    # ShopData has no margin column yet; a store that knows margins adds it to `products`
+    # products.margin comes from the store (NaN where the shop does not know it)
     shop.products["margin"] = np.where(shop.products.index == "C1", 0.9, 0.1)
     recommender = fit_recommender(shop)
     plain = recommender.recommend([1], spec(("popular", 1)))[1]

@@ -18,6 +18,12 @@ CATEGORIES: dict[str, tuple[int | None, float, list[str]]] = {
     "Stationery": (None, 129.0, ["Notebook", "Wall calendar", "Fountain pen", "Card set"]),
 }
 
+# Typical gross margin (share of price) per category, for the recommendations' margin boost.
+CATEGORY_MARGINS: dict[str, float] = {
+    "Coffee": 0.30, "Tea": 0.35, "Candles": 0.55, "Skincare": 0.50, "Cleaning": 0.30, "Pet care": 0.25,
+    "Kitchen": 0.40, "Textiles": 0.55, "Lighting": 0.45, "Tableware": 0.50, "Plants": 0.45, "Stationery": 0.55,
+}
+
 ADJECTIVES = ["Fjord", "Nordlys", "Birch", "Skog", "Havn", "Lyng", "Mose", "Vinter", "Sommer", "Klar"]
 
 LOCALES = {

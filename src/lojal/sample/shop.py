@@ -8,6 +8,7 @@ are suppressed. Everything comes from one `numpy.random.Generator`, so a seed gi
 from __future__ import annotations
 
 import unicodedata
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -16,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from lojal.clock import local_to_utc
-from lojal.sample.catalog import ADJECTIVES, CATEGORIES, CONSENT_SOURCES, LOCALES
+from lojal.sample.catalog import ADJECTIVES, CATEGORIES, CATEGORY_MARGINS, CONSENT_SOURCES, LOCALES
 
 HISTORY_DAYS = 730
 ARCHETYPES = {  # name: (share, mean days between orders or None for a fixed count, first-order lag)
@@ -83,8 +84,17 @@ def _products(rng: np.random.Generator) -> pd.DataFrame:
                 "image_url": f"{BASE_URL}/img/{sku}.jpg" if rng.random() > 0.02 else None,
                 "product_url": f"{BASE_URL}/p/{sku.lower()}",
                 "in_stock": bool(rng.random() > 0.06),
+                "margin": _margin(sku, category),
             })
     return pd.DataFrame(rows)
+
+
+def _margin(sku: str, category: str) -> float:
+    """Gross margin share: consumables run thin, decor and textiles rich. From the SKU's own
+    generator, so adding margins left every other generated value as it was."""
+    base = CATEGORY_MARGINS.get(category, 0.40)
+    jitter = np.random.default_rng(zlib.crc32(sku.encode())).normal(0, 0.05)
+    return float(np.clip(round(base + jitter, 3), 0.05, 0.8))
 
 
 def _ascii(name: str) -> str:

@@ -32,7 +32,9 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 
 
 def init_schema(engine: Engine) -> None:
+    """Create missing tables, then insist that existing ones have every column."""
     metadata.create_all(engine)
+    require_schema(engine)
 
 
 def require_schema(engine: Engine) -> None:
@@ -44,4 +46,14 @@ def require_schema(engine: Engine) -> None:
     if missing:
         raise StoreError(
             f"the store has no tables {sorted(missing)}: run `lojal sample-data` or `lojal import` first"
+        )
+    inspector = inspect(engine)
+    old = [f"{t.name}.{c.name}" for t in metadata.sorted_tables
+           for c in t.columns if c.name not in {col["name"] for col in inspector.get_columns(t.name)}]
+    if old:
+        fresh = (f"delete the SQLite file {engine.url.database}" if engine.dialect.name == "sqlite"
+                 else "point LOJAL_DATABASE_URL at an empty database")
+        raise StoreError(
+            f"the store was created by an earlier Lojal and lacks columns {old}: {fresh}, then run "
+            "`lojal sample-data` or `lojal import` again (schema migrations arrive with the operations work)"
         )

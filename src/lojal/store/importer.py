@@ -30,7 +30,7 @@ FALSE = {"false", "0", "no", "n", "f", ""}
 @dataclass(frozen=True)
 class Column:
     name: str
-    kind: str  # int, float, str, date, datetime, bool, email, locale, currency, url
+    kind: str  # int, float, share, str, date, datetime, bool, email, locale, currency, url
     required: bool = True
 
 
@@ -42,7 +42,7 @@ SPECS: dict[str, list[Column]] = {
                   Column("consent_source", "str", False)],
     "products": [Column("sku", "str"), Column("title", "str"), Column("category", "str"), Column("price", "float"),
                  Column("currency", "currency"), Column("image_url", "url", False),
-                 Column("product_url", "url", False), Column("in_stock", "bool")],
+                 Column("product_url", "url", False), Column("in_stock", "bool"), Column("margin", "share", False)],
     "orders": [Column("order_id", "int"), Column("customer_id", "int"), Column("placed_at", "datetime"),
                Column("sku", "str"), Column("quantity", "int"), Column("unit_price", "float"),
                Column("currency", "currency")],
@@ -95,6 +95,13 @@ def _convert(value, kind: str):
             return float(text.replace(",", ".")), None
         except ValueError:
             return None, f"'{text}' is not a number"
+    if kind == "share":
+        number, error = _convert(text.rstrip("%").strip(), "float")
+        if error is None and text.endswith("%"):
+            number /= 100
+        if error or not 0 <= number < 1:
+            return None, f"'{text}' is not a share of the price; use a number from 0 to 1 (0.35) or a percentage (35%)"
+        return number, None
     if kind in ("date", "datetime"):
         stamp = pd.to_datetime(text, errors="coerce", utc=True)
         if pd.isna(stamp):

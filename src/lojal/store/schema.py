@@ -34,6 +34,7 @@ products = Table(
     Column("image_url", String(500), nullable=True),
     Column("product_url", String(500), nullable=True),
     Column("in_stock", Boolean, nullable=False, default=True),
+    Column("margin", Float, nullable=True),  # gross margin as a share of price (0.35 = 35%), if known
 )
 
 orders = Table(

@@ -21,7 +21,7 @@ from lojal.store.db import require_schema
 
 CUSTOMER_COLUMNS = ["email", "first_name", "locale", "country", "time_zone", "birthday",
                     "created_at", "consent_email", "consent_at", "consent_source"]
-PRODUCT_COLUMNS = ["title", "category", "price", "currency", "image_url", "product_url", "in_stock"]
+PRODUCT_COLUMNS = ["title", "category", "price", "currency", "image_url", "product_url", "in_stock", "margin"]
 ORDER_COLUMNS = ["order_id", "customer_id", "placed_at", "currency", "total"]
 LINE_COLUMNS = ["order_id", "line_no", "customer_id", "placed_at", "sku", "category",
                 "quantity", "unit_price", "amount"]
@@ -65,6 +65,8 @@ class ShopData:
             products = products.set_index("sku")
         products["in_stock"] = products["in_stock"].astype(bool)
         products["price"] = products["price"].astype(float)
+        products["margin"] = (pd.to_numeric(products["margin"], errors="coerce") if "margin" in products.columns
+                              else float("nan"))
 
         orders = orders.copy()
         orders["placed_at"] = utc_to_local(orders["placed_at"], timezone)
