@@ -81,3 +81,18 @@ def test_every_campaign_carries_recommendations_with_their_reasons(project):
         english = [m for m in messages if night.data.customers.at[m.customer_id, "locale"] == "en"]
         for message in english:
             assert sum(message.text.count(opening) for opening in english_openings) >= slots, plan.campaign.id
+
+
+def test_previous_completed_run_ignores_failed_and_later_runs(tmp_path):
+    from lojal import runlog
+    from lojal.store import connect, init_schema
+
+    engine = connect(f"sqlite:///{tmp_path / 'runs.db'}")
+    init_schema(engine)
+    assert runlog.previous_completed_run(engine, date(2026, 11, 24)) is None
+    for day, status in ((date(2026, 11, 20), "completed"), (date(2026, 11, 22), "failed"),
+                        (date(2026, 11, 24), "completed"), (date(2026, 11, 26), "completed")):
+        runlog.finish_run(engine, runlog.start_run(engine, day), status)
+    assert runlog.previous_completed_run(engine, date(2026, 11, 24)) == date(2026, 11, 20)
+    assert runlog.previous_completed_run(engine, date(2026, 11, 25)) == date(2026, 11, 24)
+    engine.dispose()

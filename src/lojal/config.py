@@ -167,6 +167,9 @@ class Tier(_Strict):
 
 class Loyalty(_Strict):
     tiers: list[Tier] = Field(min_length=1, description="ascending thresholds of 12-month spend")
+    upgrade_catch_up_days: int = Field(default=7, ge=1, le=90, description=(
+        "previous_tier is the tier at the last completed run, but never more than this many days back: "
+        "after a gap, upgrades of the missed nights are caught up without mailing a whole year's"))
 
     @model_validator(mode="after")
     def _ascending(self) -> "Loyalty":

@@ -17,7 +17,7 @@ from datetime import date
 import pandas as pd
 from sqlalchemy import Engine
 
-from lojal import ledger
+from lojal import ledger, runlog
 from lojal.config import Campaign, CampaignsFile, ProjectConfig, check_config, load_config_parts
 from lojal.delivery import DeliveryBackend, OutgoingMessage
 from lojal.errors import LojalError, Problem, ProjectError
@@ -122,7 +122,7 @@ def prepare_night(project: Project, run_date: date, progress: Progress = lambda 
     progress("loading shop data")
     data = load_shop_data(engine, run_date, project.config.brand.timezone)
     progress("computing features")
-    features = compute_features(data, project.config.loyalty)
+    features = compute_features(data, project.config.loyalty, runlog.previous_completed_run(engine, run_date))
     progress("evaluating segments")
     membership = evaluate_segments(project.segments, features, data)
     progress("fitting recommendations")

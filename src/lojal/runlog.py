@@ -6,7 +6,7 @@ import json
 from datetime import date, datetime, timezone
 
 import pandas as pd
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, func, insert, select, update
 
 from lojal.store.schema import runs
 
@@ -26,6 +26,13 @@ def finish_run(engine: Engine, run_id: int, status: str, summary: list[dict] | N
         conn.execute(update(runs).where(runs.c.id == run_id).values(
             finished_at=_now(), status=status,
             summary_json=json.dumps(summary, ensure_ascii=False) if summary is not None else None))
+
+
+def previous_completed_run(engine: Engine, run_date: date) -> date | None:
+    """The latest date before `run_date` whose run completed (failed and later runs do not count)."""
+    query = select(func.max(runs.c.run_date)).where(runs.c.status == "completed", runs.c.run_date < run_date)
+    with engine.connect() as conn:
+        return conn.execute(query).scalar()
 
 
 def recent_runs(engine: Engine, limit: int = 20) -> pd.DataFrame:

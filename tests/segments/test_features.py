@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -93,6 +93,21 @@ def test_tier_previous_tier_and_upgrade():
     assert f.loc[2, ["tier", "previous_tier", "tier_upgraded"]].tolist() == ["Silver", "Silver", False]
     assert f.loc[3, ["tier", "previous_tier", "tier_upgraded"]].tolist() == ["Bronze", "Gold", False]
     assert f.loc[3, ["tier_rank", "previous_tier_rank"]].tolist() == [0, 2]
+
+
+def test_previous_tier_is_measured_at_the_last_completed_run():
+    # Customer 2 crossed Silver three nights ago, customer 3 twenty nights ago.
+    data = shop(RUN, [customer(1), customer(2), customer(3)], [
+        (1, 2, "2024-06-12 12:00", [("MUG-1", 1, 3100.0)]),
+        (2, 3, "2024-05-26 12:00", [("MUG-1", 1, 3100.0)]),
+    ])
+    upgraded = lambda previous_run: compute_features(data, LOYALTY, previous_run)["tier_upgraded"].to_dict()  # noqa: E731
+    assert upgraded(None) == {1: False, 2: False, 3: False}                  # no earlier run: since last night
+    assert upgraded(RUN - timedelta(days=4)) == {1: False, 2: True, 3: False}  # two nights were missed
+    assert upgraded(RUN - timedelta(days=30)) == {1: False, 2: True, 3: False}  # caught up 7 days at most
+    assert upgraded(RUN) == {1: False, 2: False, 3: False}                    # a re-run of tonight
+    wide = LOYALTY.model_copy(update={"upgrade_catch_up_days": 30})
+    assert compute_features(data, wide, RUN - timedelta(days=30))["tier_upgraded"].to_dict() == {1: False, 2: True, 3: True}
 
 
 def test_quintile_scores_split_by_fifths_and_ties_share_a_score():

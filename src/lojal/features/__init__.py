@@ -6,6 +6,8 @@ date sees the world as it was then. See docs/segments.md for every feature.
 
 from __future__ import annotations
 
+from datetime import date
+
 import numpy as np
 import pandas as pd
 
@@ -22,14 +24,16 @@ PREDICTION_DAYS = 90
 __all__ = ["compute_features", "FEATURES", "Feature"]
 
 
-def compute_features(data: ShopData, loyalty: Loyalty) -> pd.DataFrame:
-    """Every feature in FEATURES for every customer in data.customers (with or without orders)."""
+def compute_features(data: ShopData, loyalty: Loyalty, previous_run: date | None = None) -> pd.DataFrame:
+    """Every feature in FEATURES for every customer in data.customers (with or without orders).
+    `previous_run`: the date of the last completed run before this one (previous_tier is measured
+    then); None means the night before."""
     days = order_days(data.orders)
     history = order_history(data, days)
     parts = [
         history,
         rfm(history["days_since_last_order"], history["order_count"], history["total_spend"]),
-        loyalty_tiers(data, loyalty),
+        loyalty_tiers(data, loyalty, previous_run),
         predictions(data, days),
         data.customers[CUSTOMER_ATTRIBUTES],
     ]

@@ -52,7 +52,8 @@ FEATURES: dict[str, Feature] = _features(
     Feature("rfm_group", "text", "named RFM group (Champions, Loyal, ... Lost; 'No orders' without orders)", "rfm"),
     # Loyalty
     Feature("tier", "text", "loyalty tier tonight, from spend_12m and config/loyalty.yaml", "loyalty"),
-    Feature("previous_tier", "text", "loyalty tier as of the previous night (run date - 1 day)", "loyalty"),
+    Feature("previous_tier", "text", "loyalty tier at the last completed run (at most `upgrade_catch_up_days` "
+                                     "back; the previous night if none)", "loyalty"),
     Feature("tier_rank", "number", "position of tier in config/loyalty.yaml (0 = lowest)", "loyalty"),
     Feature("previous_tier_rank", "number", "position of previous_tier in config/loyalty.yaml", "loyalty"),
     Feature("tier_upgraded", "flag", "true when tier is higher than previous_tier", "loyalty"),

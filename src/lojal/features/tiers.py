@@ -1,13 +1,15 @@
-"""Loyalty tiers from 12-month spend, tonight and as of the previous night."""
+"""Loyalty tiers from 12-month spend, tonight and as of the previous run."""
 
 from __future__ import annotations
+
+from datetime import date
 
 import numpy as np
 import pandas as pd
 
 from lojal.config import Loyalty
 from lojal.features.history import YEAR
-from lojal.store.shopdata import ShopData
+from lojal.store.shopdata import ShopData, start_of
 
 
 def tier_rank(spend: pd.Series, loyalty: Loyalty) -> pd.Series:
@@ -30,10 +32,21 @@ def spend_in_year_before(data: ShopData, end: pd.Timestamp) -> pd.Series:
     return spend.reindex(data.customers.index, fill_value=0.0).astype(float)
 
 
-def loyalty_tiers(data: ShopData, loyalty: Loyalty) -> pd.DataFrame:
-    """tier / previous_tier (as of the night before, recomputed, no stored state) and their ranks."""
+def previous_tier_moment(as_of: pd.Timestamp, previous_run: date | None, loyalty: Loyalty) -> pd.Timestamp:
+    """When previous_tier is measured: the start of the last completed run's date, at most
+    `upgrade_catch_up_days` back, and the night before when there was no earlier run (or it was
+    tonight's date itself, a re-run)."""
+    latest = as_of - pd.Timedelta(days=1)
+    if previous_run is None or start_of(previous_run) > latest:
+        return latest
+    return max(start_of(previous_run), as_of - pd.Timedelta(days=loyalty.upgrade_catch_up_days))
+
+
+def loyalty_tiers(data: ShopData, loyalty: Loyalty, previous_run: date | None = None) -> pd.DataFrame:
+    """tier / previous_tier (recomputed from orders as of the previous run) and their ranks."""
     now = tier_rank(spend_in_year_before(data, data.as_of), loyalty)
-    before = tier_rank(spend_in_year_before(data, data.as_of - pd.Timedelta(days=1)), loyalty)
+    moment = previous_tier_moment(data.as_of, previous_run, loyalty)
+    before = tier_rank(spend_in_year_before(data, moment), loyalty)
     return pd.DataFrame({
         "tier": tier_names(now, loyalty),
         "previous_tier": tier_names(before, loyalty),

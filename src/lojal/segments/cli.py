@@ -19,6 +19,7 @@ from lojal.paths import Paths
 from lojal.segments.evaluate import evaluate_segments
 from lojal.segments.explain import explain as explain_customer
 from lojal.segments.loader import SegmentSet, load_segments
+from lojal.runlog import previous_completed_run
 from lojal.store import connect, load_shop_data, shop_today
 from lojal.store.shopdata import ShopData
 
@@ -41,8 +42,10 @@ def load(project: Path, run_date) -> Loaded:
     config = load_config(paths)
     segment_set = load_segments(paths)
     day = run_date.date() if run_date else shop_today(config.brand.timezone)
-    data = load_shop_data(connect(paths.database_url), day, config.brand.timezone)
-    return Loaded(segment_set, data, compute_features(data, config.loyalty))
+    engine = connect(paths.database_url)
+    data = load_shop_data(engine, day, config.brand.timezone)
+    # previous_tier as the nightly run would see it: at the last completed run
+    return Loaded(segment_set, data, compute_features(data, config.loyalty, previous_completed_run(engine, day)))
 
 
 def fail(exc: LojalError) -> None:
