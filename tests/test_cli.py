@@ -53,6 +53,25 @@ def test_sample_data_then_refuse_without_replace(project):
     assert (Path(os.environ["LOJAL_HOME"]) / "lojal.db").exists()
 
 
+def test_check_warns_about_categories_and_skus_the_store_never_had(project):
+    segment = project / "segments" / "coffee_lovers.yaml"
+    segment.write_text("name: coffee_lovers\ndescription: Bought coffee lately.\nwhere:\n  any:\n"
+                       "    - bought: {category: Cofee, within_days: 90}\n    - bought: {sku: cof-0001}\n")
+    before = json.loads(runner.invoke(app, ["check", "--project", str(project), "--json"]).stdout)
+    assert before["ok"] and not before["problems"]  # no store yet: nothing to compare with, and none created
+    assert not (Path(os.environ["LOJAL_HOME"]) / "lojal.db").exists()
+
+    runner.invoke(app, ["sample-data", "--customers", "50", "--until", "2026-11-24", "--project", str(project)])
+    result = runner.invoke(app, ["check", "--project", str(project)])
+    assert result.exit_code == 0, result.output  # warnings: the catalogue may still grow into them
+    lines = [line for line in result.output.splitlines() if "coffee_lovers" in line]
+    assert lines == [
+        "segments/coffee_lovers.yaml:5:7: warning: no product in the store has category 'Cofee' (did you mean "
+        "'Coffee'?); this condition matches nobody until one does",
+        "segments/coffee_lovers.yaml:6:7: warning: no product in the store has SKU 'cof-0001' (did you mean "
+        "'COF-0001'?); this condition matches nobody until one does"], result.output
+
+
 def test_bad_date_is_a_usage_error(project):
     result = runner.invoke(app, ["run", "--date", "24.11.2026", "--project", str(project)])
     assert result.exit_code == 2

@@ -100,13 +100,20 @@ def _missing_references(campaigns: CampaignsFile, segments) -> list[Problem]:
 
 
 def check_project(paths: Paths) -> list:
-    """Every problem in config/, segments/ and templates/ (for `lojal check`)."""
+    """Every problem in config/, segments/ and templates/ (for `lojal check`); where the store
+    already has products, also segment conditions on categories or SKUs it has never had."""
     from lojal.render import check_templates
-    from lojal.segments import check_segments
+    from lojal.segments.catalogue import catalogue_problems
+    from lojal.segments.loader import build_segment_set
+    from lojal.store.shopdata import catalogue_names
 
     parts, problems = load_config_parts(paths)
     config = ProjectConfig(**parts) if not problems else None
-    problems = problems + check_segments(paths)
+    segment_set, segment_problems = build_segment_set(paths)
+    problems = problems + segment_problems
+    catalogue = catalogue_names(paths.database_url)
+    if catalogue is not None:
+        problems += catalogue_problems(segment_set, *catalogue)
     if config is not None:
         problems += check_templates(paths, config)
     if "campaigns" in parts:

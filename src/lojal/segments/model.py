@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from typing import Any, Literal, Union
+from typing import Any, Literal, TypeVar, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -115,6 +115,9 @@ class Not(_Node):
 Condition = Union[AllOf, AnyOf, Not, Compare, Bought, OrderedDaysAgo, BirthdayToday, InSegment]
 for _model in (AllOf, AnyOf, Not):
     _model.model_rebuild()
+
+
+NodeT = TypeVar("NodeT", bound=_Node)
 
 
 class Segment(BaseModel):
@@ -443,13 +446,18 @@ def describe(value: Any) -> str:
     return str(value)
 
 
-def referenced_segments(condition: Condition) -> list[InSegment]:
-    """Every in_segment / not_in_segment inside a condition, in file order."""
-    if isinstance(condition, InSegment):
+def nodes_of(condition: Condition, kind: type[NodeT]) -> list[NodeT]:
+    """Every condition of `kind` inside a condition tree, in file order."""
+    if isinstance(condition, kind):
         return [condition]
     if isinstance(condition, (AllOf, AnyOf)):
-        return [ref for c in condition.conditions for ref in referenced_segments(c)]
+        return [node for c in condition.conditions for node in nodes_of(c, kind)]
     if isinstance(condition, Not):
-        return referenced_segments(condition.condition)
+        return nodes_of(condition.condition, kind)
     return []
+
+
+def referenced_segments(condition: Condition) -> list[InSegment]:
+    """Every in_segment / not_in_segment inside a condition, in file order."""
+    return nodes_of(condition, InSegment)
 

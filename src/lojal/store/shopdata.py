@@ -11,13 +11,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time
+from pathlib import Path
 
 import pandas as pd
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from lojal.clock import start_of_day_utc, utc_to_local
 from lojal.store import schema
-from lojal.store.db import require_schema
+from lojal.errors import StoreError
+from lojal.store.db import connect, require_schema
 
 CUSTOMER_COLUMNS = ["email", "first_name", "locale", "country", "time_zone", "birthday",
                     "created_at", "consent_email", "consent_at", "consent_source"]
@@ -86,6 +89,25 @@ def start_of(day: date | datetime) -> pd.Timestamp:
     if isinstance(day, datetime):
         return pd.Timestamp(day)
     return pd.Timestamp(datetime.combine(day, time.min))
+
+
+def catalogue_names(url: str) -> tuple[list[str], list[str]] | None:
+    """(categories, SKUs) of the store's products, or None where there is no store to ask yet
+    (a SQLite file not created, a server not reachable, no tables, no products)."""
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return None
+    engine = connect(url)
+    try:
+        require_schema(engine)
+        with engine.connect() as conn:
+            rows = conn.execute(select(schema.products.c.category, schema.products.c.sku)).all()
+    except (StoreError, SQLAlchemyError):
+        return None
+    finally:
+        engine.dispose()
+    if not rows:
+        return None
+    return sorted({category for category, _ in rows}), [sku for _, sku in rows]
 
 
 def load_shop_data(engine: Engine, as_of: date | datetime, timezone: str = "UTC") -> ShopData:
