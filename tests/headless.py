@@ -3,10 +3,16 @@ where it is not installed), and a small PNG decoder to look at its screenshots."
 
 from __future__ import annotations
 
+import json
 import shutil
+import socket
 import struct
 import subprocess
+import time
+import urllib.request
 import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -69,3 +75,66 @@ def count_pixels(rows: list[bytes], colour: tuple[int, int, int], x_from: int = 
             if all(abs(row[3 * x + c] - colour[c]) <= tolerance for c in range(3)):
                 count += 1
     return count
+
+
+@contextmanager
+def live_page(tmp_path: Path, url: str) -> Iterator[Callable[[str], object]]:
+    """A page kept open in headless Chromium, driven over the DevTools protocol: yields a function
+    that evaluates a JavaScript expression in the page (whatever page it has navigated or reloaded to)."""
+    from websockets.sync.client import connect
+
+    port = _free_port()
+    process = subprocess.Popen([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                                f"--remote-debugging-port={port}", "--remote-allow-origins=*",
+                                f"--user-data-dir={tmp_path / 'chromium-live'}", url],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        with connect(_page_socket(port, url), max_size=None) as socket_:
+            calls = iter(range(1, 1_000_000))
+
+            def evaluate(expression: str) -> object:
+                call = next(calls)
+                socket_.send(json.dumps({"id": call, "method": "Runtime.evaluate",
+                                         "params": {"expression": expression, "returnByValue": True}}))
+                while True:
+                    reply = json.loads(socket_.recv(timeout=30))
+                    if reply.get("id") == call:
+                        return reply["result"]["result"].get("value")
+
+            yield evaluate
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _page_socket(port: int, url: str, timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=5) as response:
+                targets = json.loads(response.read())
+            for target in targets:
+                if target.get("type") == "page" and target.get("url") == url:
+                    return target["webSocketDebuggerUrl"]
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"Chromium did not open {url} with DevTools on port {port}")
+        time.sleep(0.2)
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 20) -> bool:
+    """Poll `check` until it holds or `timeout` seconds pass; whether it held."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True

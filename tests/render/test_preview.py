@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from headless import chromium, count_pixels, decode_png, needs_chromium
+from headless import chromium, count_pixels, decode_png, live_page, needs_chromium, wait_for
 from lojal.render.cli import app
 from lojal.render.preview import PreviewServer
 
@@ -75,6 +75,20 @@ def test_server_shows_problems_of_a_broken_template(server, project):
     assert server.rebuild_if_changed()
     index = _get(server.url)
     assert 'id="problems"' in index and "templates/survey/email.mjml:" in index
+
+
+@pytest.mark.browser
+@needs_chromium
+def test_chromium_reloads_the_open_page_when_a_template_changes(server, project, tmp_path):
+    page = server.url + "view/win_back/sv/sv-asa.html"
+    with live_page(tmp_path, page) as evaluate:
+        body = "document.body ? document.body.innerText : ''"
+        assert wait_for(lambda: "Åsa, kom och se vad som är nytt" in evaluate(body))
+        evaluate("window.__before_reload = true")
+        strings = project.templates_dir / "win_back" / "strings.yaml"
+        strings.write_text(strings.read_text().replace("kom och se vad som är nytt", "välkommen tillbaka"))
+        assert wait_for(lambda: "Åsa, välkommen tillbaka" in evaluate(body), timeout=30), evaluate(body)
+        assert evaluate("window.__before_reload === undefined")  # a reload, not an edit in place
 
 
 @pytest.mark.browser
