@@ -158,4 +158,6 @@ def test_top_candidates_match_a_full_sort(block, k):
         np.testing.assert_array_equal(got_values[found], expected)              # the best, best first
         np.testing.assert_array_equal(block[row, got_items[found]], got_values[found])
         assert len(set(got_items[found].tolist())) == found.sum()
+        kept, kept_values = got_items[found], got_values[found]
+        assert all(kept[i] < kept[i + 1] for i in range(len(kept) - 1) if kept_values[i] == kept_values[i + 1])
         assert np.isneginf(got_values[~found]).all() and found[:found.sum()].all()  # padding at the end
