@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 import yaml
 from sqlalchemy import select
+from typer.testing import CliRunner
 
-from lojal import runlog
+from lojal.cli import app
 from lojal.errors import DeliveryError
 from lojal.paths import Paths
 from lojal.sample import generate_shop
@@ -113,9 +114,11 @@ def test_killed_half_way_then_rerun_completes_without_duplicates(filled_project)
     assert len(eml_ids(filled_project)) == 70
 
     resumed = run(filled_project)
-    engine = connect(Paths.resolve(filled_project).database_url)
-    assert runlog.recent_runs(engine)["status"].tolist() == ["completed", "failed"]
-    engine.dispose()
+    listed = CliRunner().invoke(app, ["runs", "--json", "--project", str(filled_project)])
+    runs = json.loads(listed.stdout)
+    assert [(r["run_date"], r["status"]) for r in runs] == [("2026-11-24", "completed"), ("2026-11-24", "failed")]
+    assert runs[0]["delivered"] == sum(c["delivered"] for c in resumed["campaigns"])
+    assert 0 < runs[1]["delivered"] <= recorded  # the crashed run: what its finished campaigns delivered
     rows = ledger_rows(filled_project)
     assert len(rows) == planned_total and (rows["state"] == "sent").all()
     log = delivery_log(filled_project)

@@ -124,6 +124,51 @@ def check(
     raise typer.Exit(1 if errors else 0)
 
 
+@app.command()
+def runs(
+    project: ProjectOpt = None,
+    limit: Annotated[int, typer.Option(min=1, help="how many of the latest runs")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="print the runs as JSON")] = False,
+) -> None:
+    """The latest nightly runs: date, start (UTC), duration, status, delivered and failed."""
+    from lojal.paths import Paths
+    from lojal.runlog import recent_runs
+    from lojal.store import connect
+    from lojal.store.db import require_schema
+
+    paths = Paths.resolve(project)
+    engine = connect(paths.database_url)
+    require_schema(engine)
+    frame = recent_runs(engine, limit)
+    if as_json:
+        print(json.dumps([_run_record(row) for row in frame.to_dict("records")], indent=2))
+        return
+    if frame.empty:
+        console.print("No runs yet: `lojal run` starts one.")
+        return
+    table = Table(title="Latest runs", box=box.SIMPLE_HEAD)
+    for col in ("run", "date", "started (UTC)", "took", "status", "delivered", "failed"):
+        table.add_column(col, justify="right" if col in ("run", "delivered", "failed") else "left", no_wrap=True)
+    for run_row in frame.to_dict("records"):
+        record = _run_record(run_row)
+        took = "" if record["seconds"] is None else f"{record['seconds']:.0f} s"
+        table.add_row(str(record["id"]), record["run_date"], record["started_at"][:16].replace("T", " "), took,
+                      record["status"], *("" if record[k] is None else f"{record[k]:,}" for k in ("delivered", "failed")))
+    console.print(table)
+    console.print(f"Funnel charts: {paths.state / 'runs' / '<date>' / 'report.html'}", highlight=False)
+
+
+def _run_record(row: dict) -> dict:
+    import pandas as pd
+
+    finished = None if pd.isna(row["finished_at"]) else pd.Timestamp(row["finished_at"])
+    started = pd.Timestamp(row["started_at"])
+    return {"id": int(row["id"]), "run_date": pd.Timestamp(row["run_date"]).date().isoformat(),
+            "started_at": started.isoformat(), "finished_at": finished.isoformat() if finished else None,
+            "seconds": (finished - started).total_seconds() if finished else None, "status": row["status"],
+            **{k: None if pd.isna(row[k]) else int(row[k]) for k in ("delivered", "failed")}}
+
+
 def _register_subcommands() -> None:
     from lojal.reco.cli import app as reco_app
     from lojal.render.cli import app as preview_app

@@ -36,6 +36,14 @@ def previous_completed_run(engine: Engine, run_date: date) -> date | None:
 
 
 def recent_runs(engine: Engine, limit: int = 20) -> pd.DataFrame:
-    query = select(runs.c.id, runs.c.run_date, runs.c.started_at, runs.c.finished_at, runs.c.status)
+    """The latest runs, newest first, with delivered and failed totals: a failed run counts the
+    campaigns it finished; a run whose process was killed outright stays 'running' with none.
+    Running such a date again finishes its work."""
+    query = select(runs.c.id, runs.c.run_date, runs.c.started_at, runs.c.finished_at, runs.c.status,
+                   runs.c.summary_json)
     with engine.connect() as conn:
-        return pd.read_sql(query.order_by(runs.c.id.desc()).limit(limit), conn)
+        frame = pd.read_sql(query.order_by(runs.c.id.desc()).limit(limit), conn)
+    summaries = [json.loads(text) if text else None for text in frame.pop("summary_json")]
+    for key in ("delivered", "failed"):
+        frame[key] = [None if s is None else sum(c[key] for c in s) for s in summaries]
+    return frame
