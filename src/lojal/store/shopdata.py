@@ -18,8 +18,8 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from lojal.clock import start_of_day_utc, utc_to_local
-from lojal.store import schema
 from lojal.errors import StoreError
+from lojal.store import schema
 from lojal.store.db import connect, require_schema
 
 CUSTOMER_COLUMNS = ["email", "first_name", "locale", "country", "time_zone", "birthday",
