@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from headless import chromium, count_pixels, decode_png, needs_chromium
-from lojal.charts import BAR_WIDTH, OUTCOMES, funnel_segments, funnel_svg, legend_html, text_bar
+from lojal.charts import BAR_WIDTH, OUTCOMES, bar_parts, funnel_svg, legend_html, text_bar
 from lojal.paths import Paths
 from lojal.report import night_markdown, write_run_report
 
@@ -39,7 +39,7 @@ def test_exclusion_reasons_are_grouped_by_outcome():
     s = summary("win_back", 100, 60, {"no e-mail marketing consent": 20, "gets higher-priority vip_care tonight": 9,
                                       "gets higher-priority birthday tonight": 1, "on the suppression list": 4,
                                       "already received for this occasion": 5, "something new": 1})
-    assert [(g.outcome, g.count) for g in funnel_segments(s)] == [
+    assert [(g.outcome, g.count) for g in bar_parts(s)] == [
         ("delivered", 60), ("higher-priority campaign", 10), ("already received", 5), ("no consent", 20),
         ("suppressed", 4), ("other", 1)]
 
@@ -59,7 +59,7 @@ def test_bars_share_one_scale_and_add_up_to_the_matched_customers():
 
 def test_a_rerun_shows_what_was_delivered_earlier():
     rerun = summary("survey", 30, 0, {"already sent tonight (a re-run)": 30})
-    assert [(g.outcome, g.count) for g in funnel_segments(rerun)] == [("delivered earlier", 30)]
+    assert [(g.outcome, g.count) for g in bar_parts(rerun)] == [("delivered earlier", 30)]
     assert funnel_svg([summary("x", 0, 0, {})]).count("<rect") == 0
 
 

@@ -41,7 +41,7 @@ ROW_HEIGHT, BAR_HEIGHT, LABEL_WIDTH, BAR_WIDTH, COUNT_WIDTH = 30, 18, 150, 520, 
 
 
 @dataclass(frozen=True)
-class Segment:
+class BarPart:
     outcome: str
     count: int
 
@@ -50,14 +50,14 @@ def outcome_of(reason: str) -> str:
     return next((group for prefix, group in _REASON_GROUPS if reason.startswith(prefix)), "other")
 
 
-def funnel_segments(summary: dict) -> list[Segment]:
+def bar_parts(summary: dict) -> list[BarPart]:
     """What happened to each matched customer of one campaign, grouped and in legend order."""
     counts = dict.fromkeys(OUTCOMES, 0)
     counts["delivered"] = summary["delivered"] + summary.get("duplicates", 0)
     counts["failed"] = summary["failed"]
     for reason, count in summary["excluded"].items():
         counts[outcome_of(reason)] += count
-    return [Segment(outcome, count) for outcome, count in counts.items() if count]
+    return [BarPart(outcome, count) for outcome, count in counts.items() if count]
 
 
 def funnel_svg(summaries: list[dict]) -> str:
@@ -72,11 +72,11 @@ def funnel_svg(summaries: list[dict]) -> str:
         y = row * ROW_HEIGHT + 5
         parts.append(f'<text x="{LABEL_WIDTH - 8}" y="{y + 13}" text-anchor="end">{escape(summary["campaign_id"])}</text>')
         x = float(LABEL_WIDTH)
-        for segment in funnel_segments(summary):
-            w = segment.count * scale
+        for part in bar_parts(summary):
+            w = part.count * scale
             parts.append(f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{BAR_HEIGHT}" '
-                         f'fill="{OUTCOMES[segment.outcome]}" data-outcome="{escape(segment.outcome)}" '
-                         f'data-count="{segment.count}"><title>{escape(segment.outcome)}: {segment.count:,}</title></rect>')
+                         f'fill="{OUTCOMES[part.outcome]}" data-outcome="{escape(part.outcome)}" '
+                         f'data-count="{part.count}"><title>{escape(part.outcome)}: {part.count:,}</title></rect>')
             x += w
         parts.append(f'<text x="{x + 6:.1f}" y="{y + 13}">{summary["matched"]:,}</text>')
     parts.append("</svg>")
@@ -85,7 +85,7 @@ def funnel_svg(summaries: list[dict]) -> str:
 
 def legend_html(summaries: list[dict]) -> str:
     """The colours of the outcomes that occur in this run, in bar order."""
-    present = {segment.outcome for s in summaries for segment in funnel_segments(s)}
+    present = {part.outcome for s in summaries for part in bar_parts(s)}
     items = "".join(f'<li><span style="background:{colour}"></span>{escape(outcome)}</li>'
                     for outcome, colour in OUTCOMES.items() if outcome in present)
     return f'<ul class="legend">{items}</ul>'
