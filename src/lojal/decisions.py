@@ -30,7 +30,7 @@ import hashlib
 import hmac
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 import numpy as np
@@ -207,21 +207,31 @@ def decide(campaigns: CampaignsFile, data: ShopData, features: pd.DataFrame, mem
     features' tier / tier_rank columns. Columns: see DECISION_COLUMNS and docs/planning.md."""
     run_date = run_date or data.run_date
     now = pd.Timestamp(now)
-    history = _own_history(history, run_date)
-    ids = features.index.to_numpy(dtype=np.int64)
-    zones = customer_zones(data.customers["time_zone"].reindex(features.index), shop_timezone).to_numpy()
-    gate = audience.exclusion_reasons(data).reindex(features.index).map(_GATE_CODES).to_numpy(dtype=object)
-    exempt = {c.id for c in campaigns.campaigns if c.exempt_from_caps}
-    night = _Night(ids, gate, zones, np.zeros(len(ids), dtype=np.int64), np.full(len(ids), -1),
-                   _cap_history(history, features.index, exempt), [], [])
-    ranks = _tier_ranks(tier_order, features)
-    frames = []
     enabled = campaigns.enabled
-    for index, campaign in enumerate(enabled):
-        frames.append(_decide_campaign(index, campaign, campaigns, enabled, night, data, features, membership,
-                                       history, now, run_date, secret, ranks))
-    if not frames:
+    if not enabled:
         return pd.DataFrame({c: [] for c in DECISION_COLUMNS})
+    # Everything below works on the pool: customers matching at least one enabled campaign.
+    matched = membership[sorted({c.segment for c in enabled})].reindex(features.index, fill_value=False)
+    pool = np.flatnonzero(matched.to_numpy(dtype=bool).any(axis=1))
+    index = features.index[pool]
+    matched = matched.iloc[pool]
+    needed = [c for c in ("last_order_id", "last_order_at", "tier") if c in features.columns]
+    pool_features = features[needed].iloc[pool]
+    history = _own_history(history, run_date)
+    customers = data.customers[["email", "consent_email", "time_zone"]].reindex(index)
+    pool_data = replace(data, customers=customers)
+    exempt = {c.id for c in campaigns.campaigns if c.exempt_from_caps}
+    night = _Night(
+        ids=index.to_numpy(dtype=np.int64),
+        gate=audience.exclusion_reasons(pool_data).map(_GATE_CODES).to_numpy(dtype=object),
+        zones=customer_zones(customers["time_zone"], shop_timezone).to_numpy(dtype=object),
+        taken=np.zeros(len(pool), dtype=np.int64), first_taker=np.full(len(pool), -1),
+        history_keys=_cap_history(history, index, exempt), tonight_codes=[], tonight_moments=[])
+    received = _received_by_campaign(history)
+    ranks = _tier_ranks(tier_order, features)
+    frames = [_decide_campaign(i, campaign, campaigns, enabled, night, pool_features, matched, received,
+                               now, run_date, secret, ranks)
+              for i, campaign in enumerate(enabled)]
     return pd.concat(frames, ignore_index=True)
 
 
@@ -229,15 +239,50 @@ def _own_history(history: pd.DataFrame, run_date: date) -> pd.DataFrame:
     missing = [c for c in HISTORY_COLUMNS if c not in history.columns]
     if missing:
         raise ValueError(f"ledger history lacks columns {missing}; it needs {list(HISTORY_COLUMNS)}")
-    if "run_date" in history.columns:
-        tonight = pd.to_datetime(history["run_date"]).dt.date == run_date
-        history = history[~tonight.to_numpy()]
-    return history
+    if "run_date" not in history.columns:
+        return history
+    dates = history["run_date"]
+    if pd.api.types.is_datetime64_any_dtype(dates):
+        tonight = (dates.dt.normalize() == pd.Timestamp(run_date)).to_numpy()
+    else:  # datetime.date objects, as read from the ledger
+        tonight = (dates.to_numpy(dtype=object) == run_date)
+    return history[~tonight]
+
+
+@dataclass
+class _Received:
+    """One campaign's received occasions: exact values and their pair hashes (a fast prefilter)."""
+    customer: np.ndarray   # int64
+    key: np.ndarray        # object (str)
+    hashes: np.ndarray     # uint64, row by row
+    sorted_hashes: np.ndarray
+
+
+def _pair_hash(customer_ids: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    text = pd.util.hash_array(np.asarray(keys, dtype=object), categorize=False)
+    with np.errstate(over="ignore"):
+        return _mix64(text ^ _mix64(np.asarray(customer_ids, dtype=np.int64).view(np.uint64)))
+
+
+def _received_by_campaign(history: pd.DataFrame) -> dict[str, _Received]:
+    """History rows meaning the occasion was received, per campaign."""
+    rows = history[history["state"].isin(RECEIVED_STATES).to_numpy() | history["accepted_at"].notna().to_numpy()]
+    codes, names = pd.factorize(rows["campaign_id"])
+    customer = rows["customer_id"].to_numpy(dtype=np.int64)
+    key = rows["occasion_key"].to_numpy(dtype=object)
+    hashes = _pair_hash(customer, key)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(names) + 1))
+    out = {}
+    for i, name in enumerate(names):
+        take = order[bounds[i]:bounds[i + 1]]
+        out[str(name)] = _Received(customer[take], key[take], hashes[take], np.sort(hashes[take]))
+    return out
 
 
 def _cap_history(history: pd.DataFrame, index: pd.Index, exempt: set[str]) -> np.ndarray:
-    accepted = history[history["accepted_at"].notna() & ~history["campaign_id"].isin(exempt)]
-    codes = index.get_indexer(accepted["customer_id"].astype(np.int64))
+    accepted = history[history["accepted_at"].notna().to_numpy() & ~history["campaign_id"].isin(exempt).to_numpy()]
+    codes = index.get_indexer(accepted["customer_id"].to_numpy(dtype=np.int64))
     known = codes >= 0
     moments = pd.to_datetime(accepted["accepted_at"]).to_numpy(dtype="datetime64[ns]")[known]
     return np.sort(_event_keys(codes[known], moments))
@@ -253,19 +298,19 @@ def _tier_ranks(tier_order: Sequence[str] | None, features: pd.DataFrame) -> dic
 
 
 def _decide_campaign(index: int, campaign: Campaign, campaigns: CampaignsFile, enabled: list[Campaign],
-                     night: _Night, data: ShopData, features: pd.DataFrame, membership: pd.DataFrame,
-                     history: pd.DataFrame, now: pd.Timestamp, run_date: date, secret: ShopSecret,
+                     night: _Night, features: pd.DataFrame, matched: pd.DataFrame,
+                     received: dict[str, _Received], now: pd.Timestamp, run_date: date, secret: ShopSecret,
                      ranks: dict[str, int]) -> pd.DataFrame:
-    matched = membership[campaign.segment].reindex(features.index, fill_value=False).to_numpy(dtype=bool)
-    codes = np.flatnonzero(matched)
+    codes = np.flatnonzero(matched[campaign.segment].to_numpy(dtype=bool))
     ids = night.ids[codes]
     keys = occasion_keys(campaign.occasion, features.iloc[codes], run_date).to_numpy(dtype=object)
     reason = night.gate[codes].copy()
     detail = np.full(len(codes), None, dtype=object)
     _first(reason, pd.isna(keys), NO_OCCASION)
-    _first(reason, _received(history, campaign.id, ids, keys), ALREADY_RECEIVED)
+    earlier = received.get(campaign.id)
+    _first(reason, _received(earlier, ids, keys), ALREADY_RECEIVED)
     if campaign.occasion == "tier":
-        _first(reason, _tier_not_higher(history, campaign.id, ids, features.iloc[codes], ranks), TIER_NOT_HIGHER)
+        _first(reason, _tier_not_higher(earlier, ids, features.iloc[codes], ranks), TIER_NOT_HIGHER)
     send_at = _send_at(campaign, campaigns, night.zones[codes], now)
     window = campaign.send_time.window_hours if campaign.send_time else 24
     late = send_at - now.to_datetime64() > np.timedelta64(window, "h")
@@ -279,19 +324,20 @@ def _decide_campaign(index: int, campaign: Campaign, campaigns: CampaignsFile, e
     _record_selection(index, campaign, night, codes[selected], send_at[selected])
     decision = np.where(selected, SELECTED, np.where(holdout, HELD_OUT, EXCLUDED)).astype(object)
     reason[holdout] = HELD_OUT
+    reason[selected] = None
     variant = np.full(len(codes), None, dtype=object)
     variant[selected] = arm_names(campaign, ids[selected], secret)
     offer = np.full(len(codes), None, dtype=object)
     offer[selected] = offer_codes(campaign, ids[selected], secret)
-    shown = ~selected & pd.isna(detail) & ~pd.isna(reason)
-    detail[shown] = pd.Series(reason[shown]).map(REASONS).to_numpy(dtype=object)
+    shown = ~selected & pd.isna(detail)
+    detail[shown] = pd.Series(reason[shown], dtype=object).map(REASONS).to_numpy(dtype=object)
     keep_time = selected | holdout
-    return pd.DataFrame({
-        "customer_id": ids, "campaign": campaign.id, "priority": campaign.priority, "decision": decision,
-        "reason": reason, "detail": detail, "occasion_key": keys, "variant": variant,
-        "send_at": np.where(keep_time, send_at, np.datetime64("NaT")).astype("datetime64[ns]"),
-        "offer_code": offer,
-    })
+    text = {"campaign": np.full(len(codes), campaign.id, dtype=object), "decision": decision, "reason": reason,
+            "detail": detail, "occasion_key": keys, "variant": variant, "offer_code": offer}
+    columns = {name: pd.Series(values, dtype=object, copy=False) for name, values in text.items()}  # no string inference
+    columns.update(customer_id=pd.Series(ids), priority=pd.Series(np.full(len(codes), campaign.priority)),
+                   send_at=pd.Series(np.where(keep_time, send_at, np.datetime64("NaT")).astype("datetime64[ns]")))
+    return pd.DataFrame(columns)[list(DECISION_COLUMNS)]
 
 
 def _first(reason: np.ndarray, mask, code: str, detail: np.ndarray | None = None, text=None) -> None:
@@ -302,25 +348,34 @@ def _first(reason: np.ndarray, mask, code: str, detail: np.ndarray | None = None
         detail[mask] = text[mask] if isinstance(text, np.ndarray) else text
 
 
-def _received(history: pd.DataFrame, campaign_id: str, ids: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    rows = history[(history["campaign_id"] == campaign_id)
-                   & (history["state"].isin(RECEIVED_STATES) | history["accepted_at"].notna())]
-    if rows.empty or len(ids) == 0:
-        return np.zeros(len(ids), dtype=bool)
-    done = pd.MultiIndex.from_arrays([rows["customer_id"].astype(np.int64), rows["occasion_key"].astype(str)])
-    wanted = pd.MultiIndex.from_arrays([ids, pd.Series(keys, dtype=object).fillna("").astype(str)])
-    return wanted.isin(done)
+def _received(earlier: _Received | None, ids: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Mask: the ledger has this (customer, occasion) as received. Hashes narrow the candidates;
+    the answer is then checked on the exact values (a hash collision can never exclude anyone)."""
+    result = np.zeros(len(ids), dtype=bool)
+    if earlier is None or len(ids) == 0:
+        return result
+    texts = pd.Series(keys, dtype=object).fillna("").to_numpy(dtype=object)
+    hashes = _pair_hash(ids, texts)
+    maybe = np.flatnonzero(np.isin(hashes, earlier.sorted_hashes))
+    if len(maybe) == 0:
+        return result
+    rows = np.isin(earlier.hashes, hashes[maybe])
+    exact = set(zip(earlier.customer[rows].tolist(), earlier.key[rows].tolist()))
+    result[maybe] = [(int(i), k) in exact for i, k in zip(ids[maybe], texts[maybe])]
+    return result
 
 
-def _tier_not_higher(history: pd.DataFrame, campaign_id: str, ids: np.ndarray, features: pd.DataFrame,
+def _tier_not_higher(earlier: _Received | None, ids: np.ndarray, features: pd.DataFrame,
                      ranks: dict[str, int]) -> np.ndarray:
     """A tier congratulation only ever into a tier above every tier the customer was congratulated on."""
-    rows = history[(history["campaign_id"] == campaign_id) & history["occasion_key"].astype(str).str.startswith("tier:")
-                   & (history["state"].isin(RECEIVED_STATES) | history["accepted_at"].notna())]
-    if rows.empty or len(ids) == 0:
+    rows = None
+    if earlier is not None:
+        rows = pd.DataFrame({"customer_id": earlier.customer, "occasion_key": pd.Series(earlier.key, dtype=object)})
+        rows = rows[rows["occasion_key"].astype(str).str.startswith("tier:").to_numpy()]
+    if rows is None or rows.empty or len(ids) == 0:
         return np.zeros(len(ids), dtype=bool)
-    had = rows["occasion_key"].astype(str).str.slice(5).map(ranks)
-    best = had.groupby(rows["customer_id"].astype(np.int64).to_numpy()).max()
+    had = rows["occasion_key"].astype(str).str.slice(5).map(ranks).to_numpy(dtype=float)
+    best = pd.Series(had).groupby(rows["customer_id"].to_numpy(dtype=np.int64)).max()
     now = features["tier"].astype(str).map(ranks).to_numpy(dtype=float)
     previous_best = best.reindex(ids).to_numpy(dtype=float)
     return ~np.isnan(previous_best) & ~(now > previous_best)

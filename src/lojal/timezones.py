@@ -13,6 +13,7 @@ from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+import numpy as np
 import pandas as pd
 
 
@@ -39,10 +40,10 @@ def check_time_zone(name: str) -> str | None:
 
 def customer_zones(zones: pd.Series, shop_zone: str) -> pd.Series:
     """Each customer's zone; the shop's where the value is empty or not a known zone."""
-    text = zones.astype("string").str.strip().fillna("")
-    uniques = pd.unique(text.to_numpy())
-    valid = {z: (z if z and check_time_zone(z) is None else shop_zone) for z in uniques}
-    return text.map(valid).astype(object)
+    codes, uniques = pd.factorize(zones.to_numpy(dtype=object), use_na_sentinel=True)
+    names = [str(u).strip() for u in uniques]
+    valid = np.array([n if n and check_time_zone(n) is None else shop_zone for n in names] + [shop_zone], dtype=object)
+    return pd.Series(valid[codes], index=zones.index, dtype=object)  # code -1 (missing) -> the shop's
 
 
 def parse_clock(value: str) -> time:
