@@ -45,14 +45,15 @@ def synthetic(customers: int, history_rows: int, seed: int = 3):
     rng = np.random.default_rng(seed)
     ids = np.arange(1, customers + 1, dtype=np.int64)
     emails = pd.Series(ids).astype(str) + "@example.com"
-    emails[rng.uniform(size=customers) < 0.002] = "broken-address"
+    broken = rng.uniform(size=customers) < 0.002
+    suppressed = frozenset(rng.choice(emails[~broken].to_numpy(), customers // 100, replace=False))
+    emails[broken] = "broken-address"
     frame = pd.DataFrame({
         "email": emails.to_numpy(), "first_name": "Kari", "locale": "nb", "country": "NO",
         "time_zone": rng.choice(ZONES, customers, p=ZONE_WEIGHTS), "birthday": pd.NaT,
         "created_at": pd.Timestamp("2024-01-01"), "consent_email": rng.uniform(size=customers) < 0.85,
         "consent_at": pd.Timestamp("2024-01-01"), "consent_source": "checkout"},
         index=pd.Index(ids, name="customer_id"))
-    suppressed = frozenset(rng.choice(emails.to_numpy(), customers // 100, replace=False))
     empty = pd.DataFrame()
     data = ShopData(pd.Timestamp(RUN_DATE), frame, empty, empty, empty, suppressed, "Europe/Oslo")
     last_at = pd.Timestamp(RUN_DATE) - pd.to_timedelta(rng.integers(1, 800, customers), unit="D")

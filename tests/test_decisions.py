@@ -346,3 +346,21 @@ def test_funnel_counts_every_reason():
     assert table.loc["news", "considered"] == 6
     assert table.loc["news", d.LOWER_PRIORITY] == 1 and table.loc["news", d.NO_CONSENT] == 1
     assert table.loc["news", "selected"] == 4
+
+
+def test_without_caps_holdouts_or_send_times_it_selects_what_todays_planner_selects():
+    from lojal.planning import assign_campaigns
+
+    data = shop(8, consent=[True, True, False, True, True, True, True, True],
+                suppressed=frozenset({"c5@example.com"}))
+    feats = features(data)
+    member = pd.DataFrame({"everyone": True, "some": feats.index.isin([1, 2, 3, 6])}, index=feats.index)
+    config = campaigns(NEWS, {**THANKS, "segment": "some"}, {**THANKS, "id": "survey", "priority": 50})
+    sent = history(("survey", 4, "order:14", "sent", "2026-11-20 02:00", date(2026, 11, 20)),
+                   ("thanks", 6, "order:16", "sent", "2026-11-20 02:00", date(2026, 11, 20)))
+    old = {a.campaign.id: set(a.recipients["customer_id"]) for a in
+           assign_campaigns(config, data, feats, member, sent[["campaign_id", "customer_id", "occasion_key", "run_date"]])}
+    out = plan(config, data, sent, feats=feats, member=member)
+    new = {c: set(out[(out["campaign"] == c) & (out["decision"] == d.SELECTED)]["customer_id"]) for c in old}
+    assert new == old
+    assert new == {"thanks": {1, 2}, "survey": {6, 7, 8}, "news": {4}}  # 3: no consent, 5: suppressed

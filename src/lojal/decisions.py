@@ -217,7 +217,7 @@ def decide(campaigns: CampaignsFile, data: ShopData, features: pd.DataFrame, mem
     matched = matched.iloc[pool]
     needed = [c for c in ("last_order_id", "last_order_at", "tier") if c in features.columns]
     pool_features = features[needed].iloc[pool]
-    history = _own_history(history, run_date)
+    history = _own_history(_about(history, index), run_date)
     customers = data.customers[["email", "consent_email", "time_zone"]].reindex(index)
     pool_data = replace(data, customers=customers)
     exempt = {c.id for c in campaigns.campaigns if c.exempt_from_caps}
@@ -226,8 +226,8 @@ def decide(campaigns: CampaignsFile, data: ShopData, features: pd.DataFrame, mem
         gate=audience.exclusion_reasons(pool_data).map(_GATE_CODES).to_numpy(dtype=object),
         zones=customer_zones(customers["time_zone"], shop_timezone).to_numpy(dtype=object),
         taken=np.zeros(len(pool), dtype=np.int64), first_taker=np.full(len(pool), -1),
-        history_keys=_cap_history(history, index, exempt), tonight_codes=[], tonight_moments=[])
-    received = _received_by_campaign(history)
+        history_keys=_cap_history(history, index, exempt, campaigns, now), tonight_codes=[], tonight_moments=[])
+    received = _received_by_campaign(history[history["campaign_id"].isin([c.id for c in enabled]).to_numpy()])
     ranks = _tier_ranks(tier_order, features)
     frames = [_decide_campaign(i, campaign, campaigns, enabled, night, pool_features, matched, received,
                                now, run_date, secret, ranks)
@@ -280,8 +280,22 @@ def _received_by_campaign(history: pd.DataFrame) -> dict[str, _Received]:
     return out
 
 
-def _cap_history(history: pd.DataFrame, index: pd.Index, exempt: set[str]) -> np.ndarray:
-    accepted = history[history["accepted_at"].notna().to_numpy() & ~history["campaign_id"].isin(exempt).to_numpy()]
+def _about(history: pd.DataFrame, index: pd.Index) -> pd.DataFrame:
+    """The history of the customers being planned (it checks the required columns first)."""
+    missing = [c for c in HISTORY_COLUMNS if c not in history.columns]
+    if missing:
+        raise ValueError(f"ledger history lacks columns {missing}; it needs {list(HISTORY_COLUMNS)}")
+    return history[index.get_indexer(history["customer_id"].to_numpy(dtype=np.int64)) >= 0]
+
+
+def _cap_history(history: pd.DataFrame, index: pd.Index, exempt: set[str], campaigns: CampaignsFile,
+                 now: pd.Timestamp) -> np.ndarray:
+    """Sorted event keys of accepted e-mails that count against the caps (recent enough to matter)."""
+    if not campaigns.frequency_caps:
+        return np.array([], dtype=np.int64)
+    since = now - pd.Timedelta(hours=max(cap.hours for cap in campaigns.frequency_caps))
+    accepted_at = pd.to_datetime(history["accepted_at"])
+    accepted = history[(accepted_at > since).to_numpy() & ~history["campaign_id"].isin(exempt).to_numpy()]
     codes = index.get_indexer(accepted["customer_id"].to_numpy(dtype=np.int64))
     known = codes >= 0
     moments = pd.to_datetime(accepted["accepted_at"]).to_numpy(dtype="datetime64[ns]")[known]
