@@ -364,3 +364,9 @@ def test_without_caps_holdouts_or_send_times_it_selects_what_todays_planner_sele
     new = {c: set(out[(out["campaign"] == c) & (out["decision"] == d.SELECTED)]["customer_id"]) for c in old}
     assert new == old
     assert new == {"thanks": {1, 2}, "survey": {6, 7, 8}, "news": {4}}  # 3: no consent, 5: suppressed
+
+
+def test_an_aware_clock_means_the_same_moment():
+    config = campaigns({**NEWS, "send_time": {"at": "09:00"}})
+    aware = plan(config, now=pd.Timestamp("2026-11-24 02:00", tz="Europe/Oslo"))
+    assert aware["send_at"].tolist() == plan(config)["send_at"].tolist()

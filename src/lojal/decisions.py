@@ -207,6 +207,8 @@ def decide(campaigns: CampaignsFile, data: ShopData, features: pd.DataFrame, mem
     features' tier / tier_rank columns. Columns: see DECISION_COLUMNS and docs/planning.md."""
     run_date = run_date or data.run_date
     now = pd.Timestamp(now)
+    if now.tzinfo is not None:
+        now = now.tz_convert("UTC").tz_localize(None)
     enabled = campaigns.enabled
     if not enabled:
         return pd.DataFrame({c: [] for c in DECISION_COLUMNS})
