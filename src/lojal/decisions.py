@@ -185,7 +185,8 @@ def _count_near(sorted_keys: np.ndarray, codes: np.ndarray, moments: np.ndarray,
 
 @dataclass
 class _Night:
-    """What every campaign's step reads and updates (frames of the whole customer base, by position)."""
+    """What every campaign's step reads and updates: arrays over the pool (customers matching any
+    enabled campaign), a customer's position in it being their code."""
     ids: np.ndarray                  # customer ids, position = code
     gate: np.ndarray                 # object: gate reason code or None
     zones: np.ndarray                # object: zone name per customer
@@ -238,9 +239,7 @@ def decide(campaigns: CampaignsFile, data: ShopData, features: pd.DataFrame, mem
 
 
 def _own_history(history: pd.DataFrame, run_date: date) -> pd.DataFrame:
-    missing = [c for c in HISTORY_COLUMNS if c not in history.columns]
-    if missing:
-        raise ValueError(f"ledger history lacks columns {missing}; it needs {list(HISTORY_COLUMNS)}")
+    """Without the planned night's own rows (a re-run decides them again)."""
     if "run_date" not in history.columns:
         return history
     dates = history["run_date"]
