@@ -370,3 +370,33 @@ def test_an_aware_clock_means_the_same_moment():
     config = campaigns({**NEWS, "send_time": {"at": "09:00"}})
     aware = plan(config, now=pd.Timestamp("2026-11-24 02:00", tz="Europe/Oslo"))
     assert aware["send_at"].tolist() == plan(config)["send_at"].tolist()
+
+
+@pytest.mark.slow
+def test_plans_the_sample_shop_from_the_real_pipeline_stages(project):
+    """decide() on what prepare_night really produces (features, segments, time zones), shipped config."""
+    from lojal import pipeline
+    from lojal.paths import Paths
+    from lojal.sample.shop import generate_shop
+    from lojal.sample.store import write_sample_shop
+    from lojal.store import connect
+
+    paths = Paths.resolve(project)
+    write_sample_shop(connect(paths.database_url), generate_shop(800, seed=3, until=RUN), replace=False)
+    loaded = pipeline.load_project(paths)
+    night = pipeline.prepare_night(loaded, RUN)
+    config = loaded.config
+    out = decide(config.campaigns, night.data, night.features, night.membership, history(), now=NOW,
+                 shop_timezone=config.brand.timezone, secret=SECRET, tier_order=[t.name for t in config.loyalty.tiers])
+    matched = {c.id: int(night.membership[c.segment].sum()) for c in config.campaigns.enabled}
+    assert out.groupby("campaign").size().to_dict() == {k: v for k, v in matched.items() if v}
+    assert not out.duplicated(["customer_id", "campaign"]).any()
+    chosen = out[out["decision"] == d.SELECTED]
+    assert not chosen.duplicated("customer_id").any()              # one e-mail per customer tonight
+    assert chosen["send_at"].between(NOW, NOW + pd.Timedelta(hours=72)).all()
+    consented = night.data.customers["consent_email"]
+    assert consented.reindex(chosen["customer_id"]).all()
+    last_chance = chosen[chosen["campaign"] == "last_chance"]
+    assert len(last_chance) > 10
+    assert last_chance["offer_code"].str.startswith("BACK-").all()
+    assert set(last_chance["variant"]) <= {"stay_in_touch", "last_hello"}
