@@ -40,7 +40,7 @@ def test_unknown_key_names_the_line_and_suggests(project):
 def test_wrong_type_and_missing_key(project):
     found = problems_after(project, "campaigns", "    priority: 90", "    priority: high")
     line = line_of(project, "campaigns", "priority: high")
-    assert found == [f"config/campaigns.yaml:{line}:15: campaigns.1.priority: Input should be a valid integer, unable to parse string as an integer"]
+    assert found == [f"config/campaigns.yaml:{line}:15: campaigns.2.priority: Input should be a valid integer, unable to parse string as an integer"]
 
 
 def test_problems_in_several_files_are_all_listed(project):
@@ -97,3 +97,45 @@ def test_money_format_needs_one_currency_sign_and_one_amount(project, pattern):
     line = line_of(project, "brand", "  nb:")
     assert found == [f"config/brand.yaml:{line}:3: money_formats: nb: '{pattern}' is not a currency pattern; "
                      "write ¤ for the currency and #,##0.00 for the amount, e.g. '¤ #,##0.00' or '#,##0.00 ¤'"]
+
+
+def test_planning_settings_are_typed_with_file_and_line(project):
+    found = problems_after(project, "campaigns", "  - {max: 1, hours: 16}", "  - {max: 0, hours: 16}")
+    line = line_of(project, "campaigns", "{max: 0, hours: 16}")
+    assert found == [f"config/campaigns.yaml:{line}:11: frequency_caps.0.max: Input should be greater than or equal to 1"]
+
+
+def test_send_time_must_be_a_clock_time_within_72_hours(project):
+    found = problems_after(project, "campaigns", 'send_time: {at: "10:00"}', 'send_time: {at: "25:00", window_hours: 96}')
+    line = line_of(project, "campaigns", '"25:00"')
+    assert sorted(found) == sorted([
+        f"config/campaigns.yaml:{line}:21: campaigns.1.send_time.at: '25:00' is not a time of day; "
+        "write 24-hour HH:MM, e.g. '09:00' or '21:30'",
+        f"config/campaigns.yaml:{line}:44: campaigns.1.send_time.window_hours: Input should be less than or equal to 72"])
+
+
+def test_send_time_inside_quiet_hours_is_refused(project):
+    found = problems_after(project, "campaigns", 'send_time: {at: "10:00"}', 'send_time: {at: "22:30"}')
+    assert len(found) == 1
+    assert "campaign 'welcome': send_time.at 22:30 falls in quiet_hours 21:00-08:00; pick a time outside them" in found[0]
+
+
+def test_holdout_arms_and_offer_are_checked(project):
+    found = problems_after(project, "campaigns", "    holdout: 0.2 ", "    holdout: 0.9 ")
+    line = line_of(project, "campaigns", "holdout: 0.9")
+    assert found == [f"config/campaigns.yaml:{line}:14: campaigns.8.holdout: Input should be less than or equal to 0.5"]
+    problems_after(project, "campaigns", "    holdout: 0.9 ", "    holdout: 0.2 ")
+    found = problems_after(project, "campaigns", "{name: last_hello, weight: 1,", "{name: stay_in_touch, weight: 1,")
+    assert len(found) == 1 and "arm names must be unique: stay_in_touch, stay_in_touch" in found[0]
+    problems_after(project, "campaigns", "{name: stay_in_touch, weight: 1, subject", "{name: last_hello, weight: 1, subject")
+    found = problems_after(project, "campaigns", "offer: {prefix: BACK}", "offer: {prefix: back-}")
+    assert len(found) == 1 and "campaigns.8.offer.prefix: String should match pattern" in found[0]
+
+
+def test_shipped_planning_settings(project):
+    campaigns = load_config(Paths.resolve(project)).campaigns
+    assert [(c.max, c.hours) for c in campaigns.frequency_caps] == [(1, 16), (3, 168)]
+    by_id = {c.id: c for c in campaigns.campaigns}
+    assert by_id["post_purchase"].exempt_from_caps and by_id["post_purchase"].holdout == 0
+    assert by_id["win_back"].holdout == 0.1  # the default
+    assert [a.name for a in by_id["last_chance"].arms] == ["stay_in_touch", "last_hello"]

@@ -107,3 +107,19 @@ def test_margin_is_a_share_of_the_price(tmp_path):
         f"{path}:2: column 'margin': '35' is not a share of the price; use a number from 0 to 1 (0.35) "
         "or a percentage (35%)"]
     assert count(engine, schema.products) == 0
+
+
+def test_unknown_time_zone_is_a_row_error_naming_the_column_with_a_suggestion(tmp_path):
+    engine = connect(f"sqlite:///{tmp_path / 's.db'}")
+    bad = (CUSTOMERS.replace("Europe/Stockholm", "Europe/Stokholm")
+           + "3,c@example.dk,Carl,da,DK,europe/copenhagen,,2025-03-01,true\n"
+           + "4,d@example.dk,Dora,da,DK,Mars/Olympus,,2025-03-01,true\n")
+    path = write(tmp_path, "c.csv", bad.replace(",time_zone,", ",tz,"))
+    with pytest.raises(DataImportError) as caught:
+        import_file(engine, "customers", path, "customer_id=id,email=mail,first_name=name,time_zone=tz")
+    messages = [str(p) for p in caught.value.problems]
+    assert messages == [
+        f"{path}:3: column 'tz': unknown time zone 'Europe/Stokholm'; did you mean 'Europe/Stockholm'?",
+        f"{path}:4: column 'tz': unknown time zone 'europe/copenhagen'; did you mean 'Europe/Copenhagen'?",
+        f"{path}:5: column 'tz': unknown time zone 'Mars/Olympus'; use an IANA name such as Europe/Oslo"]
+    assert count(engine, schema.customers) == 0

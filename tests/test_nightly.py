@@ -70,7 +70,9 @@ def _assert_funnel_chart_accounts_for_every_match(result: dict) -> None:
 def test_full_run_then_repeat_sends_nothing(filled_project, sample_shop):
     first = run(filled_project)
     delivered = {c["campaign_id"]: c["delivered"] for c in first["campaigns"]}
-    assert set(delivered) == {"tier_upgrade", "post_purchase", "replenishment", "survey", "birthday", "vip_care", "win_back"}
+    assert set(delivered) == {"tier_upgrade", "welcome", "post_purchase", "replenishment", "survey", "birthday",
+                              "vip_care", "win_back", "last_chance"}
+    assert delivered["welcome"] > 0 and delivered["last_chance"] > 0  # the lifecycle plays work tonight
     assert sum(n > 0 for n in delivered.values()) >= 6, delivered  # tier upgrades are rare in a small shop
     assert sum(c["failed"] for c in first["campaigns"]) == 0
 

@@ -3,16 +3,15 @@ loyalty tiers. Every file is validated at load time; all problems are reported t
 
 from __future__ import annotations
 
-import difflib
 import re
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, HttpUrl, field_validator, model_validator
 
 from lojal.errors import Problem, ProjectError
 from lojal.paths import Paths
 from lojal.reco.spec import RecommendationSpec
+from lojal.timezones import check_time_zone, in_quiet_hours, parse_clock
 from lojal.yamlfile import read_yaml, validate_document
 
 LOCALES = ("en", "nb", "sv", "da")
@@ -45,6 +44,82 @@ OccasionKind = Literal[
 ]
 
 
+_CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+def _clock_text(v: str) -> str:
+    if not _CLOCK.match(v):
+        raise ValueError(f"{v!r} is not a time of day; write 24-hour HH:MM, e.g. '09:00' or '21:30'")
+    return v
+
+
+class QuietHours(_Strict):
+    """Local wall-clock hours in which nothing is delivered; may wrap past midnight."""
+    start: str = Field(description="HH:MM, e.g. '21:00'")
+    end: str = Field(description="HH:MM, e.g. '08:00' (the first minute mail may go out again)")
+
+    _clock = field_validator("start", "end")(_clock_text)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> "QuietHours":
+        if self.start == self.end:
+            raise ValueError("start and end are the same time; remove quiet_hours to allow every hour")
+        return self
+
+    def span(self):
+        return parse_clock(self.start), parse_clock(self.end)
+
+
+class SendTime(_Strict):
+    """When a campaign's e-mails go out, in each customer's own time zone (the shop's when unknown)."""
+    at: str | None = Field(default=None, description="local HH:MM, e.g. '09:00'; empty = as soon as planned")
+    window_hours: int = Field(default=24, ge=1, le=72, description=(
+        "the latest a message may go out after planning; later ones are not sent tonight "
+        "(SendGrid schedules at most 72 hours ahead)"))
+    quiet_hours: QuietHours | None = Field(default=None, description="overrides the file's quiet_hours")
+
+    _clock = field_validator("at")(lambda v: v if v is None else _clock_text(v))
+
+    @model_validator(mode="after")
+    def _at_outside_quiet(self) -> "SendTime":
+        if self.at and self.quiet_hours and in_quiet_hours(parse_clock(self.at), *self.quiet_hours.span()):
+            raise ValueError(f"at: {self.at} falls in quiet_hours {self.quiet_hours.start}-{self.quiet_hours.end}; "
+                             "pick a time outside them")
+        return self
+
+
+class FrequencyCap(_Strict):
+    """At most `max` marketing e-mails per customer within any `hours` (counted when SendGrid accepted them)."""
+    max: int = Field(ge=1, le=100)
+    hours: int = Field(ge=1, le=24 * 366, description="window length in hours, e.g. 16, or 168 for 7 days")
+
+    def describe(self) -> str:
+        span = f"{self.hours // 24} days" if self.hours % 24 == 0 and self.hours >= 48 else f"{self.hours} hours"
+        return f"at most {self.max} per {span}"
+
+
+class Arm(_Strict):
+    """One variant of an A/B test: a share of the campaign's recipients gets this subject and/or template."""
+    name: str = Field(description="recorded with each send, e.g. 'a', 'short_subject'")
+    weight: float = Field(gt=0, description="relative share; weights 1 and 1 split half and half")
+    template: str | None = Field(default=None, description="template folder instead of the campaign's")
+    subject: str | None = Field(default=None, description="key in the template's strings.yaml to use as the "
+                                                          "subject instead of 'subject', e.g. 'subject_b'")
+
+    @field_validator("name")
+    @classmethod
+    def _name_shape(cls, v: str) -> str:
+        if not _ID.match(v):
+            raise ValueError("use lower-case letters, digits and _ (start with a letter), e.g. 'short_subject'")
+        return v
+
+
+class Offer(_Strict):
+    """A personal offer code: `prefix` followed by a code derived from the customer and the shop's secret."""
+    prefix: str = Field(pattern=r"^[A-Z][A-Z0-9]{1,11}$", description="e.g. 'BACK' gives BACK-7K2Q9M4T")
+    length: int = Field(default=8, ge=6, le=16)
+
+
 class Campaign(_Strict):
     id: str = Field(description="stable identifier used in the ledger, tracking and file names")
     name: str
@@ -56,6 +131,13 @@ class Campaign(_Strict):
     occasion: OccasionKind
     recommendations: RecommendationSpec | None = None
     categories: list[str] = Field(default_factory=list, description="extra SendGrid categories")
+    exempt_from_caps: bool = Field(default=False, description=(
+        "not limited by frequency_caps and not counted by them (e.g. a post-purchase thank-you)"))
+    holdout: float = Field(default=0.10, ge=0, le=0.5, description=(
+        "share of eligible customers deliberately not mailed, to measure what the campaign earns; 0 = none"))
+    send_time: SendTime | None = Field(default=None, description="local delivery time; default: as soon as planned")
+    arms: list[Arm] = Field(default_factory=list, description="A/B variants with weights (none = one version)")
+    offer: Offer | None = Field(default=None, description="a personal offer code for each recipient")
 
     @field_validator("id")
     @classmethod
@@ -64,9 +146,27 @@ class Campaign(_Strict):
             raise ValueError("use lower-case letters, digits and _ (start with a letter), e.g. 'win_back'")
         return v
 
+    @field_validator("arms")
+    @classmethod
+    def _arms(cls, v: list[Arm]) -> list[Arm]:
+        names = [a.name for a in v]
+        if len(v) == 1:
+            raise ValueError("an A/B test needs at least two arms; remove 'arms' for a single version")
+        if len(set(names)) != len(names):
+            raise ValueError(f"arm names must be unique: {', '.join(names)}")
+        return v
+
+    def quiet_hours(self, default: "QuietHours | None") -> "QuietHours | None":
+        """The quiet hours that apply: the campaign's own, else the file's."""
+        own = self.send_time.quiet_hours if self.send_time else None
+        return own or default
+
 
 class CampaignsFile(_Strict):
     max_emails_per_customer_per_run: int = Field(default=1, ge=1, le=10)
+    frequency_caps: list[FrequencyCap] = Field(default_factory=list, description=(
+        "contact pressure across campaigns and nights; every cap must hold"))
+    quiet_hours: QuietHours | None = Field(default=None, description="local hours without delivery, for every campaign")
     campaigns: list[Campaign] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -76,6 +176,15 @@ class CampaignsFile(_Strict):
             if c.id in seen:
                 raise ValueError(f"campaign id '{c.id}' is used twice; ids must be unique")
             seen.add(c.id)
+        return self
+
+    @model_validator(mode="after")
+    def _send_times_outside_quiet_hours(self) -> "CampaignsFile":
+        for c in self.campaigns:
+            quiet = c.quiet_hours(self.quiet_hours)
+            if c.send_time and c.send_time.at and quiet and in_quiet_hours(parse_clock(c.send_time.at), *quiet.span()):
+                raise ValueError(f"campaign '{c.id}': send_time.at {c.send_time.at} falls in quiet_hours "
+                                 f"{quiet.start}-{quiet.end}; pick a time outside them")
         return self
 
     @property
@@ -113,12 +222,9 @@ class Brand(_Strict):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            close = difflib.get_close_matches(v, sorted(available_timezones()), n=1)
-            hint = f"did you mean '{close[0]}'?" if close else "use an IANA name such as Europe/Oslo"
-            raise ValueError(f"unknown time zone {v!r}; {hint}") from None
+        error = check_time_zone(v)
+        if error:
+            raise ValueError(error)
         return v
 
     @field_validator("unsubscribe_url")

@@ -28,7 +28,7 @@ def test_missing_unsubscribe_link_and_postal_address_are_errors(project):
     messages = {p.message for p in errors}
     assert "campaign win_back (sv): no visible unsubscribe link to message.unsubscribe_url" in messages
     assert "campaign survey (da): the postal address (brand.postal_address) is missing" in messages
-    assert len(errors) == 7 * 4 * 2
+    assert len(errors) == 9 * 4 * 2  # 9 campaigns x 4 locales x 2 problems
 
 
 def test_warnings_for_alt_text_http_links_long_subject_empty_preheader_and_size(project):
@@ -61,3 +61,14 @@ def test_check_reports_broken_yaml_without_raising(project):
     problems = check_templates(project, load_config(project))
     assert any(p.path == "templates/survey/strings.yaml" and p.line == 3 and "not valid YAML" in p.message
                for p in problems), [str(p) for p in problems]
+
+
+def test_ab_arms_must_name_an_existing_template_and_subject(project):
+    _replace(project.config_dir / "campaigns.yaml", "subject: subject_urgent}", "subject: subject_urgnt, template: last_chanse}")
+    messages = [p.message for p in check_templates(project, load_config(project)) if p.severity == "error"]
+    assert messages == [
+        "campaign last_chance, arm last_hello: template 'last_chanse' has no templates/last_chanse/email.mjml"]
+    _replace(project.config_dir / "campaigns.yaml", ", template: last_chanse}", "}")
+    messages = [p.message for p in check_templates(project, load_config(project)) if p.severity == "error"]
+    assert messages == ["campaign last_chance, arm last_hello: subject 'subject_urgnt' is not a text in "
+                        "templates/last_chance/strings.yaml; add it in en, nb, sv and da"]

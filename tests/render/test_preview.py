@@ -43,7 +43,8 @@ def test_preview_out_writes_every_campaign_locale_and_sample(project, tmp_path):
     out = tmp_path / "site"
     result = CliRunner().invoke(app, ["--out", str(out), "--project", str(project.project)])
     assert result.exit_code == 0, result.output
-    assert "Wrote 35 previews" in result.output  # 7 campaigns x 5 sample customers (2 in nb)
+    # 9 campaigns x 5 sample customers (2 in nb), less nb-solveig for tier_upgrade (Bronze is no upgrade)
+    assert "Wrote 44 previews" in result.output
     view = (out / "view" / "birthday" / "nb" / "nb-bjorn.html").read_text()
     assert "Gratulerer med dagen, Bjørn Åge!" in view and 'src="../../../email/birthday/nb/nb-bjorn.html"' in view
     assert "Meld deg av" in (out / "email" / "birthday" / "nb" / "nb-bjorn.html").read_text()

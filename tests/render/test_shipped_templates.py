@@ -12,7 +12,8 @@ import pytest
 from lojal.config import LOCALES
 from lojal.render.samples import SAMPLE_CUSTOMERS, sample_context, sample_contexts
 
-CAMPAIGNS = ["post_purchase", "replenishment", "tier_upgrade", "survey", "birthday", "vip_care", "win_back"]
+CAMPAIGNS = ["post_purchase", "welcome", "replenishment", "tier_upgrade", "survey", "birthday", "vip_care", "win_back",
+             "last_chance"]
 
 
 def test_every_enabled_campaign_has_a_template_in_every_locale(shipped, shipped_config):
@@ -143,3 +144,31 @@ def test_brand_values_are_escaped_where_they_are_written_in(shipped_paths, shipp
     email = templates.render("birthday", "da", sample_context(config.campaign("birthday"), SAMPLE_CUSTOMERS[4]))
     assert 'alt="Nordlys &#34;Hjem&#34; &amp; Co &lt;AS&gt;"' in email.html
     assert "Nordlys \"Hjem\" & Co <AS>" in email.text and "<AS>" not in email.html
+
+
+def test_tier_upgrade_is_only_previewed_for_customers_who_moved_up(shipped_config):
+    from lojal.render.samples import is_upgrade, samples_for
+
+    tiers = [t.name for t in shipped_config.loyalty.tiers]
+    campaign = shipped_config.campaign("tier_upgrade")
+    shown = samples_for(shipped_config, campaign)
+    assert shown and all(is_upgrade(s.customer, tiers) for s in shown)
+    assert "nb-solveig" not in {s.key for s in shown}  # Bronze, the lowest tier: never congratulated
+    assert {s.customer["locale"] for s in shown} == set(LOCALES)
+    assert len(samples_for(shipped_config, shipped_config.campaign("birthday"))) == len(SAMPLE_CUSTOMERS)
+    assert not is_upgrade({"tier": "Silver", "previous_tier": "Gold"}, tiers)
+    assert not is_upgrade({"tier": "Bronze", "previous_tier": None}, tiers)
+    assert is_upgrade({"tier": "Silver", "previous_tier": None}, tiers)
+
+
+def test_last_chance_shows_the_personal_offer_only_when_there_is_one(shipped, shipped_config):
+    campaign = shipped_config.campaign("last_chance")
+    sample = next(s for s in SAMPLE_CUSTOMERS if s.customer["locale"] == "da")
+    context = sample_context(campaign, sample)
+    code = context["offer"]["code"]
+    assert code.startswith("BACK-")
+    email = shipped.render("last_chance", "da", context)
+    assert f"<strong>{code}</strong>" in email.html and "Din personlige kode" in email.text
+    del context["offer"]
+    without = shipped.render("last_chance", "da", context)
+    assert "BACK-" not in without.html and "personlige kode" not in without.text

@@ -43,6 +43,7 @@ def check_templates(paths: Paths, config: ProjectConfig) -> list[Problem]:
     for campaign in config.campaigns.enabled:
         catalog = result.catalogs.get(campaign.template, Catalog())
         problems += _rendered_problems(paths, config, campaign, result.template_set, catalog)
+        problems += _arm_problems(paths, campaign, result.catalogs)
     return sorted(dict.fromkeys(problems), key=lambda p: (p.path, p.line or 0, p.col or 0, p.message))
 
 
@@ -111,6 +112,22 @@ def _rendered_problems(paths: Paths, config: ProjectConfig, campaign: Campaign, 
                 problems.append(Problem(where, None, None, f"campaign {campaign.id}, sample {label}: {message}"))
                 break  # the other samples of this locale would repeat the same problem
             problems += _email_problems(where, campaign, locale, email, context, config, catalog)
+    return problems
+
+
+def _arm_problems(paths: Paths, campaign: Campaign, catalogs: dict[str, Catalog]) -> list[Problem]:
+    """A/B arms name a template folder and/or a subject key in its strings.yaml: both must exist."""
+    where = paths.relative(paths.config_dir / "campaigns.yaml")
+    problems = []
+    for arm in campaign.arms:
+        template = arm.template or campaign.template
+        if arm.template and not (paths.templates_dir / arm.template / TEMPLATE_FILE).is_file():
+            problems.append(Problem(where, None, None, f"campaign {campaign.id}, arm {arm.name}: template '{arm.template}' "
+                                    f"has no {paths.relative(paths.templates_dir / arm.template / TEMPLATE_FILE)}"))
+        catalog = catalogs.get(template)
+        if arm.subject and catalog is not None and arm.subject not in catalog.entries:
+            problems.append(Problem(where, None, None, f"campaign {campaign.id}, arm {arm.name}: subject '{arm.subject}' "
+                                    f"is not a text in templates/{template}/strings.yaml; add it in en, nb, sv and da"))
     return problems
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from lojal.config import LOCALES, check_config
 from lojal.errors import HeaderInjectionError, Problem, RenderError
 from lojal.paths import Paths
-from lojal.render.samples import SAMPLE_CUSTOMERS, sample_context
+from lojal.render.samples import sample_context, samples_for
 from lojal.render.templates import RenderedEmail, compile_templates
 
 DESKTOP_WIDTH = 640
@@ -57,10 +57,6 @@ class PreviewEntry:
         return f"{self.campaign_id}/{self.locale}/{self.sample}"
 
 
-def _samples_for(locale: str) -> list:
-    return [s for s in SAMPLE_CUSTOMERS if s.customer["locale"] == locale]
-
-
 def build_site(paths: Paths, live: bool = False) -> PreviewSite:
     """Render every preview page; broken config or templates give a page listing the problems."""
     site = PreviewSite()
@@ -71,7 +67,7 @@ def build_site(paths: Paths, live: bool = False) -> PreviewSite:
         problems = [p for p in result.problems if p.severity == "error"]
         for campaign in config.campaigns.enabled:
             for locale in LOCALES:
-                for sample in _samples_for(locale):
+                for sample in samples_for(config, campaign, locale):
                     entries.append(_render_entry(result.template_set, campaign, locale, sample))
     site.problems = problems
     site.add("index.html", _index_page(entries, problems, live))

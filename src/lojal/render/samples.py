@@ -11,8 +11,10 @@ from datetime import date, datetime
 from typing import Any
 
 from lojal.config import Campaign, ProjectConfig
+from lojal.decisions import ShopSecret, offer_codes
 
 RUN_DATE = date(2026, 11, 24)
+SAMPLE_SECRET = ShopSecret(b"lojal preview samples, not a shop secret")
 CURRENCY_BY_LOCALE = {"en": "GBP", "nb": "NOK", "sv": "SEK", "da": "DKK"}
 
 
@@ -94,7 +96,11 @@ def sample_context(campaign: Campaign, sample: SampleCustomer, *, with_last_orde
     currency = CURRENCY_BY_LOCALE[customer["locale"]]
     count = campaign.recommendations.total_slots if campaign.recommendations else 0
     message_id = f"{campaign.id}-{customer['id']}-{RUN_DATE.isoformat()}"
+    offer = {}
+    if campaign.offer is not None:  # the code a real run derives from the shop's secret, here from a sample one
+        offer = {"offer": {"code": str(offer_codes(campaign, [customer["id"]], SAMPLE_SECRET)[0])}}
     return dict(
+        **offer,
         customer=customer,
         recommendations=sample_recommendations(count, currency, offset=customer["id"] % 3),
         last_order=sample_last_order(customer["id"], currency) if with_last_order else None,
@@ -104,11 +110,29 @@ def sample_context(campaign: Campaign, sample: SampleCustomer, *, with_last_orde
     )
 
 
+def is_upgrade(customer: dict[str, Any], tier_names: list[str]) -> bool:
+    """The customer's tier is above their previous one (no previous tier counts as the lowest):
+    only such a customer is ever congratulated on a tier, in previews too."""
+    rank = {name: i for i, name in enumerate(tier_names)}
+    tier, previous = customer.get("tier"), customer.get("previous_tier") or (tier_names[0] if tier_names else None)
+    return tier in rank and previous in rank and rank[tier] > rank[previous]
+
+
+def samples_for(config: ProjectConfig, campaign: Campaign, locale: str | None = None) -> list[SampleCustomer]:
+    """The sample customers who could receive `campaign` (all, except that a tier campaign only
+    shows customers who moved up a tier), optionally of one locale."""
+    tier_names = [t.name for t in config.loyalty.tiers]
+    return [s for s in SAMPLE_CUSTOMERS
+            if (locale is None or s.customer["locale"] == locale)
+            and (campaign.occasion != "tier" or is_upgrade(s.customer, tier_names))]
+
+
 def sample_contexts(config: ProjectConfig, campaign: Campaign) -> list[tuple[str, dict[str, Any]]]:
-    """(label, context) for every sample customer; campaigns not triggered by an order are also
-    tried without a last order, since the pipeline may pass None for them."""
-    contexts = [(sample.key, sample_context(campaign, sample)) for sample in SAMPLE_CUSTOMERS]
+    """(label, context) for every sample customer who could receive it; campaigns not triggered by an
+    order are also tried without a last order, since the pipeline may pass None for them."""
+    samples = samples_for(config, campaign)
+    contexts = [(sample.key, sample_context(campaign, sample)) for sample in samples]
     if campaign.occasion != "last_order":
         contexts += [(f"{sample.key}-no-order", sample_context(campaign, sample, with_last_order=False))
-                     for sample in SAMPLE_CUSTOMERS]
+                     for sample in samples]
     return contexts

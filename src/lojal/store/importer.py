@@ -20,6 +20,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from lojal.errors import DataImportError, Problem
 from lojal.store import init_schema, schema
 from lojal.store.write import chunked_records
+from lojal.timezones import check_time_zone
 
 MAX_LISTED = 50
 LOCALES = {"en", "nb", "sv", "da"}
@@ -30,13 +31,13 @@ FALSE = {"false", "0", "no", "n", "f", ""}
 @dataclass(frozen=True)
 class Column:
     name: str
-    kind: str  # int, float, share, str, date, datetime, bool, email, locale, currency, url
+    kind: str  # int, float, share, str, date, datetime, bool, email, locale, currency, url, time_zone
     required: bool = True
 
 
 SPECS: dict[str, list[Column]] = {
     "customers": [Column("customer_id", "int"), Column("email", "email"), Column("first_name", "str", False),
-                  Column("locale", "locale"), Column("country", "country"), Column("time_zone", "str"),
+                  Column("locale", "locale"), Column("country", "country"), Column("time_zone", "time_zone"),
                   Column("birthday", "date", False), Column("created_at", "datetime"),
                   Column("consent_email", "bool"), Column("consent_at", "datetime", False),
                   Column("consent_source", "str", False)],
@@ -125,6 +126,9 @@ def _convert(value, kind: str):
         return (text.upper(), None) if len(text) == 2 and text.isalpha() else (None, f"'{text}' is not a two-letter country code like NO")
     if kind == "currency":
         return (text.upper(), None) if len(text) == 3 and text.isalpha() else (None, f"'{text}' is not a three-letter currency code like NOK")
+    if kind == "time_zone":
+        error = check_time_zone(text)
+        return (None, error) if error else (text, None)
     if kind == "url":
         return (text, None) if text.startswith(("https://", "http://")) else (None, f"'{text}' is not an http(s) URL")
     if any(ch in text for ch in "\r\n\x00"):
