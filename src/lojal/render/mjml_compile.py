@@ -63,7 +63,7 @@ rl.on('line', async (line) => {
   let reply;
   try {
     const out = await mjml2html(mjml, { validationLevel: 'soft', minify: false, beautify: false });
-    reply = { html: out.html, errors: (out.errors || []).map(e => e.formattedMessage || e.message) };
+    reply = { html: out.html, errors: (out.errors || []).map(e => ({ line: e.line, tag: e.tagName, message: e.message })) };
   } catch (e) {
     reply = { error: String(e && e.message || e) };
   }
@@ -97,6 +97,10 @@ class NodeMjml:
         return self._process.pid
 
     def compile(self, mjml: str) -> str:
+        return self.compile_with_errors(mjml)[0]
+
+    def compile_with_errors(self, mjml: str) -> tuple[str, list[dict]]:
+        """HTML and official MJML's validation errors ({line, tag, message}; soft validation)."""
         with self._lock:
             assert self._process.stdin and self._process.stdout
             self._process.stdin.write(json.dumps({"mjml": mjml}) + "\n")
@@ -107,7 +111,7 @@ class NodeMjml:
         reply = json.loads(line)
         if "error" in reply:
             raise MjmlCompileError(reply["error"])
-        return reply["html"]
+        return reply["html"], reply.get("errors", [])
 
     def close(self) -> None:
         if self._process.poll() is None:
@@ -119,3 +123,11 @@ class NodeMjml:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def compiler_for(setting: str) -> MjmlCompiler:
+    """The compiler `config/rendering.yaml` asks for: python (default), official, or auto (official
+    when `node` and the pinned `mjml` package are installed, else python)."""
+    if setting == "official" or (setting == "auto" and node_mjml_available()):
+        return NodeMjml()
+    return PythonMjml()

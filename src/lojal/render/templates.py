@@ -25,7 +25,7 @@ from lojal.paths import Paths
 from lojal.render.catalog import (SHARED_DIR, STRING_PLACEHOLDER, STRINGS_FILE, Catalog, read_catalog,
                                   substitute_strings)
 from lojal.render.jinja_env import make_environment
-from lojal.render.mjml_compile import MjmlCompileError, MjmlCompiler, PythonMjml
+from lojal.render.mjml_compile import MjmlCompileError, MjmlCompiler, PythonMjml, compiler_for
 from lojal.render.sources import ExpandedSource, SourceError, check_structure, expand_includes
 from lojal.render.text import text_template_from_html, tidy_text
 
@@ -202,8 +202,16 @@ class CompileResult:
 
 def compile_templates(paths: Paths, config: ProjectConfig, names: Iterable[str] | None = None,
                       compiler: MjmlCompiler | None = None) -> CompileResult:
-    """Compile every (template, locale); collect problems instead of raising."""
-    compiler = compiler or PythonMjml()
+    """Compile every (template, locale); collect problems instead of raising. Without `compiler`,
+    the one config/rendering.yaml sets (the Python port by default)."""
+    created = compiler is None
+    if compiler is None:
+        try:
+            compiler = compiler_for(config.rendering.mjml)
+        except MjmlCompileError as exc:
+            return CompileResult(TemplateSet({}, brand_context(config.brand), Environments.build(
+                config.tracking, Catalog(), config.brand.money_formats), PythonMjml()),
+                [Problem("config/rendering.yaml", None, None, f"mjml: official: {exc}; or set mjml: python")], {})
     problems: list[Problem] = []
     shown = paths.relative
     shared = read_catalog(paths.templates_dir / SHARED_DIR / STRINGS_FILE,
@@ -233,6 +241,8 @@ def compile_templates(paths: Paths, config: ProjectConfig, names: Iterable[str] 
                 compiled[(name, locale)] = result
             else:
                 problems.extend(p for p in result if p not in problems)
+    if created and hasattr(compiler, "close"):
+        compiler.close()  # the Node worker: every template is compiled by now
     template_set = TemplateSet(compiled, brand, environments, compiler)
     return CompileResult(template_set, problems, catalogs)
 
