@@ -108,12 +108,14 @@ def print_run_summary(result: dict) -> None:
 def check(
     project: ProjectOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="print problems as JSON")] = False,
+    compare_mjml: Annotated[bool, typer.Option("--compare-mjml", help="also compile templates with official MJML "
+                                               "(Node) and report its errors and differences")] = False,
 ) -> None:
     """Check every file under config/, segments/ and templates/; list all problems."""
     from lojal.paths import Paths
     from lojal.pipeline import check_project
 
-    problems = check_project(Paths.resolve(project))
+    problems = check_project(Paths.resolve(project), compare_mjml)
     errors = [p for p in problems if p.severity == "error"]
     if as_json:
         print(json.dumps({"ok": not errors, "problems": [p.to_dict() for p in problems]}, ensure_ascii=False, indent=2))

@@ -101,9 +101,10 @@ def _missing_references(campaigns: CampaignsFile, segments) -> list[Problem]:
             for c in campaigns.enabled if c.segment not in set(segments.names)]
 
 
-def check_project(paths: Paths) -> list:
+def check_project(paths: Paths, compare_mjml: bool = False) -> list:
     """Every problem in config/, segments/ and templates/ (for `lojal check`); where the store
-    already has products, also segment conditions on categories or SKUs it has never had."""
+    already has products, also segment conditions on categories or SKUs it has never had.
+    `compare_mjml`: also compile the templates with official MJML and report its findings."""
     from lojal.render import check_templates
     from lojal.segments.catalogue import catalogue_problems
     from lojal.segments.loader import build_segment_set
@@ -117,7 +118,7 @@ def check_project(paths: Paths) -> list:
     if catalogue is not None:
         problems += catalogue_problems(segment_set, *catalogue)
     if config is not None:
-        problems += check_templates(paths, config)
+        problems += check_templates(paths, config, compare_mjml)
     if "campaigns" in parts:
         try:
             problems += _missing_references(parts["campaigns"], load_segments(paths))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping
 
 from jinja2 import Template, TemplateSyntaxError, UndefinedError
@@ -55,6 +55,7 @@ class CompiledTemplate:
     subject: Template
     preheader: Template
     _per_recipient_source: Template | None = None
+    origins: list[tuple[str, int]] = field(default_factory=list)  # (file, line) of each line of mjml_source
 
 
 @dataclass
@@ -275,10 +276,12 @@ def _compile_one(name: str, locale: str, expanded: ExpandedSource, catalog: Cata
         # Constants go in after compiling: the compiler would re-parse escaped quotes in attributes.
         compiled_html = fold_constants(compiler.compile(source), brand, locale, html=True)
     except MjmlCompileError as exc:
-        return [Problem(where, None, None, f"MJML compiler ({compiler.name}) failed: {exc}")]
+        return [Problem(where, 1, None, f"MJML compiler ({compiler.name}) failed: {exc}; check the attributes of "
+                        "the elements you changed last against the MJML documentation, or run `lojal check "
+                        "--compare-mjml` to see official MJML's message with its line")]
     try:
         return CompiledTemplate(
-            name=name, locale=locale, mjml_source=source,
+            name=name, locale=locale, mjml_source=source, origins=expanded.origins,
             html=_template(html_env, compiled_html),
             text=_template(text_env, text_template_from_html(compiled_html)),
             subject=_template(text_env, fold_constants(catalog.text(SUBJECT_KEY, locale)[0], brand, locale,  # type: ignore[index]
