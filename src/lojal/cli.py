@@ -58,12 +58,13 @@ def sample_data(
 
 @app.command("import")
 def import_file(
-    kind: Annotated[str, typer.Argument(help="customers, products or orders")],
+    kind: Annotated[str, typer.Argument(help="customers, products, orders, prices (per market) or translations")],
     file: Annotated[Path, typer.Argument(help="CSV or Parquet file")],
     columns: Annotated[Optional[str], typer.Option(help="column mapping ours=theirs,... e.g. customer_id=CustomerID")] = None,
     project: ProjectOpt = None,
 ) -> None:
-    """Import customers, products or orders (one row per order line); all rows or none."""
+    """Import customers, products, orders (one row per order line), prices per market or product
+    translations per locale; all rows or none."""
     from lojal.commands import import_data
 
     counts = import_data(project, kind, file, columns)

@@ -51,6 +51,12 @@ def import_data(project: Path | None, kind: str, file: Path, columns: str | None
     from lojal.store import connect
 
     paths = Paths.resolve(project)
+    if kind in ("prices", "translations"):
+        from lojal.config import load_config_parts
+        from lojal.store.market_import import import_market_file
+
+        markets = load_config_parts(paths)[0].get("markets")  # None: no config/markets.yaml, any market id
+        return import_market_file(connect(paths.database_url), kind, file, columns, markets)
     return import_file(connect(paths.database_url), kind, file, columns)
 
 
