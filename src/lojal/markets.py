@@ -128,20 +128,25 @@ def localized_texts(products: pd.DataFrame, texts: pd.DataFrame, locale: str) ->
 
 
 class MarketCatalogue:
-    """Prices per market and texts per locale, looked up per recipient (built once per run)."""
+    """Prices per market and texts per locale, looked up per recipient (built once per run; plain
+    dicts, since every e-mail looks up several products)."""
 
     def __init__(self, markets: Markets, products: pd.DataFrame, prices: pd.DataFrame, texts: pd.DataFrame,
                  locales: tuple[str, ...] = ("en", "nb", "sv", "da")):
         self.markets = markets
         self.price = {m.id: market_prices(products, prices, m) for m in markets.markets}
-        self.text = {loc: localized_texts(products, texts, loc) for loc in locales}
+        self._price = {market: {sku: float(p) for sku, p in series.items() if not pd.isna(p)}
+                       for market, series in self.price.items()}
+        self._currency = {m.id: m.currency for m in markets.markets}
+        frames = {loc: localized_texts(products, texts, loc) for loc in locales}
+        self._text = {loc: dict(zip(frame.index, zip(frame["title"], frame["category"]))) for loc, frame in frames.items()}
         # reason_params name products and categories by the shop's own words
         self.words = {loc: {**dict(zip(products["category"], frame["category"])),
                             **dict(zip(products["title"], frame["title"]))}
-                      for loc, frame in self.text.items()}
+                      for loc, frame in frames.items()}
 
     def currency(self, market_id: str) -> str:
-        return self.markets.get(market_id).currency
+        return self._currency[market_id]
 
     def sellable(self, market_id: str, skus) -> np.ndarray:
         """Mask over `skus` (in that order): sold in the market."""
@@ -150,19 +155,20 @@ class MarketCatalogue:
     def localize(self, item: dict, market_id: str | None, locale: str, *, reprice: bool) -> dict:
         """`item` (sku, title, category?, price?, currency?) with the locale's texts and, when
         `reprice`, the market's price and currency. Order items keep what was paid (reprice=False)."""
-        texts = self.text.get(locale)
         sku = item.get("sku")
-        if texts is not None and sku in texts.index:
-            item["title"] = texts.at[sku, "title"]
+        texts = self._text.get(locale, {}).get(sku)
+        if texts is not None:
+            item["title"] = texts[0]
             if "category" in item:
-                item["category"] = texts.at[sku, "category"]
+                item["category"] = texts[1]
         params = item.get("reason_params")
         if params and locale in self.words:
-            item["reason_params"] = {k: self.words[locale].get(v, v) if k in ("product", "category") else v
+            words = self.words[locale]
+            item["reason_params"] = {k: words.get(v, v) if k in ("product", "category") else v
                                      for k, v in params.items()}
         if reprice and market_id is not None:
-            price = self.price[market_id].get(sku)
-            if price is not None and not pd.isna(price):
-                item["price"] = float(price)
-                item["currency"] = self.currency(market_id)
+            price = self._price[market_id].get(sku)
+            if price is not None:
+                item["price"] = price
+                item["currency"] = self._currency[market_id]
         return item
