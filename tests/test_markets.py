@@ -153,3 +153,25 @@ def test_bad_price_rows_are_all_reported_and_nothing_is_written(tmp_path):
     assert f"{path}:7: column 'price': -1.0 is not a price; leave the row out where the product is not sold" in shown
     with engine.connect() as conn:
         assert conn.execute(select(schema.product_prices)).all() == []
+
+
+def test_spend_adds_every_markets_orders_up_in_the_shops_currency_and_last_order_keeps_what_was_paid():
+    from lojal.store.shopdata import ShopData
+
+    markets = Markets(markets=[Market(id="norway", currency="NOK", countries=["NO"]),
+                               Market(id="euro", currency="EUR", countries=["FI"], rate=11.6)], default="norway")
+    customers = pd.DataFrame({"customer_id": [1, 2], "email": ["a@x.no", "b@x.fi"], "first_name": ["A", "B"],
+                              "locale": ["nb", "en"], "country": ["NO", "FI"], "time_zone": ["Europe/Oslo"] * 2,
+                              "birthday": [None, None], "created_at": [pd.Timestamp("2025-01-01")] * 2,
+                              "consent_email": [True, True], "consent_at": [None, None], "consent_source": [None, None]})
+    products = pd.DataFrame({"sku": ["A"], "title": ["Mug"], "category": ["Tableware"], "price": [100.0],
+                             "currency": ["NOK"], "image_url": [None], "product_url": [None], "in_stock": [True]})
+    orders = pd.DataFrame({"order_id": [10, 11], "customer_id": [1, 2], "currency": ["NOK", "EUR"],
+                           "placed_at": [pd.Timestamp("2026-11-01 10:00")] * 2})
+    lines = pd.DataFrame({"order_id": [10, 11], "line_no": [1, 1], "sku": ["A", "A"], "quantity": [2, 2],
+                          "unit_price": [100.0, 8.5]})
+    data = ShopData.from_frames(RUN_DATE, customers, products, orders, lines, markets=markets)
+    totals = data.orders.set_index("order_id")
+    assert totals.loc[10, ["total", "paid_total"]].tolist() == [200.0, 200.0]
+    assert totals.loc[11, "paid_total"] == 17.0 and totals.loc[11, "total"] == pytest.approx(197.2)
+    assert list(data.customers["market"]) == ["norway", "euro"]

@@ -29,6 +29,9 @@ class Market(BaseModel):
     id: str = Field(description="short name used in the price table and in segments, e.g. norway")
     currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code the market pays in, e.g. NOK")
     countries: list[str] = Field(default_factory=list, description="two-letter country codes, e.g. ['NO']")
+    rate: float = Field(default=1.0, gt=0, description=(
+        "what one unit of this currency is worth in brand.currency, e.g. 11.6 for EUR in a NOK shop: "
+        "spend features (tiers, RFM) add up every market's orders in the shop's currency"))
 
     @field_validator("id")
     @classmethod
@@ -86,6 +89,10 @@ class Markets(BaseModel):
     def of_country(self, country: str) -> Market:
         code = str(country or "").upper()
         return next((m for m in self.markets if code in m.countries), self.get(self.default))
+
+    def rates(self) -> dict[str, float]:
+        """Currency -> value of one unit in the shop's currency (1.0 where no market names it)."""
+        return {m.currency: m.rate for m in self.markets}
 
     def assign(self, countries: pd.Series) -> pd.Series:
         """Market id per customer, from their country."""

@@ -252,7 +252,7 @@ def _last_orders(data: ShopData, features: pd.DataFrame, customer_ids) -> dict[i
     return {int(cid): {"id": int(oid), "placed_at": placed.to_pydatetime(), "total": float(total),
                        "currency": currency, "items": items_by_order.get(int(oid), [])}
             for cid, oid, placed, total, currency in zip(order_ids.index, order_ids.to_numpy(), heads["placed_at"],
-                                                         heads["total"], heads["currency"])}
+                                                         heads["paid_total"], heads["currency"])}
 
 
 def _message(night: Night, campaign: Campaign, customer: dict, occasion_key: str, message_id: str,

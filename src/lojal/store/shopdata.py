@@ -26,7 +26,9 @@ from lojal.store.db import connect, require_schema
 CUSTOMER_COLUMNS = ["email", "first_name", "locale", "country", "market", "time_zone", "birthday",
                     "created_at", "consent_email", "consent_at", "consent_source"]
 PRODUCT_COLUMNS = ["title", "category", "price", "currency", "image_url", "product_url", "in_stock", "margin"]
-ORDER_COLUMNS = ["order_id", "customer_id", "placed_at", "currency", "total"]
+# total: in the shop's currency (brand.currency; other currencies at their market's rate), for spend
+# features; paid_total: what the customer paid, in the order's currency.
+ORDER_COLUMNS = ["order_id", "customer_id", "placed_at", "currency", "total", "paid_total"]
 LINE_COLUMNS = ["order_id", "line_no", "customer_id", "placed_at", "sku", "category",
                 "quantity", "unit_price", "amount"]
 
@@ -85,7 +87,10 @@ class ShopData:
         orders = orders[orders["placed_at"] < cutoff]
         lines = lines.merge(orders[["order_id", "customer_id", "placed_at"]], on="order_id", how="inner")
         lines["category"] = products["category"].reindex(lines["sku"]).to_numpy()
-        lines["amount"] = lines["quantity"] * lines["unit_price"]
+        paid = lines["quantity"] * lines["unit_price"]
+        orders["paid_total"] = orders["order_id"].map(paid.groupby(lines["order_id"]).sum()).fillna(0.0)
+        rate = orders.set_index("order_id")["currency"].map(markets.rates() if markets is not None else {})
+        lines["amount"] = paid * lines["order_id"].map(rate.fillna(1.0)).fillna(1.0).to_numpy()
         totals = lines.groupby("order_id")["amount"].sum()
         orders["total"] = orders["order_id"].map(totals).fillna(0.0)
         lines = lines.sort_values(["placed_at", "order_id", "line_no"], kind="stable").reset_index(drop=True)
