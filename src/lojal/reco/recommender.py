@@ -198,6 +198,8 @@ def fit_recommender(data: ShopData, params: RecoParams = RecoParams()) -> Recomm
     """Fit every strategy on `data.lines` (history before `data.as_of`) and `data.products`."""
     products = data.products
     lines = data.lines[["customer_id", "sku", "placed_at", "unit_price", "category"]]
+    if "amount" in data.lines.columns:  # unit prices in the shop's currency (amount is), like products.price
+        lines = lines.assign(unit_price=data.lines["amount"] / data.lines["quantity"].where(data.lines["quantity"] != 0))
     inter = build_interactions(lines, data.as_of, products.index.to_numpy(), params.half_life_days)
     catalogue = _catalogue(products, inter.skus, lines)
     sellable = rules.sellable_items(products, inter.skus)
