@@ -98,3 +98,25 @@ def test_mjml_mistakes_are_named_at_their_line_with_the_fix(project):
             in shown), shown
     assert (f"templates/birthday/email.mjml:{text_line}:7: <p> must be inside mj-text, mj-raw or mj-button "
             "(HTML is not MJML)") in shown
+
+
+@needs_node
+def test_rendering_official_compiles_the_shops_templates_with_official_mjml(project):
+    from lojal.render import load_templates
+    from lojal.render.samples import SAMPLE_CUSTOMERS, sample_context
+
+    (project.config_dir / "rendering.yaml").write_text("mjml: official\n", encoding="utf-8")
+    config = load_config(project)
+    templates = load_templates(project, config)
+    assert "official" in templates.compiler.name
+    campaign = config.campaign("birthday")
+    email = templates.render("birthday", "sv", sample_context(campaign, SAMPLE_CUSTOMERS[3]))
+    assert "Åsa" in email.html and "1\u00a0" in email.html  # SEK amounts, Swedish grouping
+
+
+def test_rendering_official_without_node_says_what_to_install(project, monkeypatch):
+    (project.config_dir / "rendering.yaml").write_text("mjml: official\n", encoding="utf-8")
+    monkeypatch.setenv("PATH", "/nonexistent")  # no `node` on the PATH
+    shown = [str(p) for p in check_templates(project, load_config(project))]
+    assert any(s.startswith("config/rendering.yaml: mjml: official: official MJML needs `node` and `npm install "
+                            "--prefix") and s.endswith("or set mjml: python") for s in shown), shown
