@@ -31,7 +31,8 @@ def sample_data(project: Path | None, customers: int, seed: int, until: date | N
     with _bar(progress) as bar:
         task = bar.add_task("generating customers and orders", total=customers)
         shop = generate_shop(customers, seed, until, progress=lambda n: bar.advance(task, n), timezone=zone)
-        rows = len(shop.customers) + len(shop.products) + len(shop.orders) + len(shop.lines) + len(shop.suppressions)
+        rows = sum(len(frame) for frame in (shop.customers, shop.products, shop.orders, shop.lines, shop.suppressions,
+                                            shop.prices, shop.texts) if frame is not None)
         task = bar.add_task("writing to the store", total=rows)
         counts = write_sample_shop(connect(paths.database_url), shop, replace=replace,
                                    progress=lambda n: bar.advance(task, n))
