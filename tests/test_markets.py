@@ -175,3 +175,21 @@ def test_spend_adds_every_markets_orders_up_in_the_shops_currency_and_last_order
     assert totals.loc[10, ["total", "paid_total"]].tolist() == [200.0, 200.0]
     assert totals.loc[11, "paid_total"] == 17.0 and totals.loc[11, "total"] == pytest.approx(197.2)
     assert list(data.customers["market"]) == ["norway", "euro"]
+
+
+def test_cli_imports_prices_checked_against_the_projects_markets(project, tmp_path):
+    from typer.testing import CliRunner
+
+    from lojal.cli import app
+    from test_import import PRODUCTS
+
+    (tmp_path / "p.csv").write_text(PRODUCTS)
+    (tmp_path / "prices.csv").write_text("sku,market,currency,price\nA,sweden,SEK,155\nB,euro,EUR,8.95\n")
+    (tmp_path / "bad.csv").write_text("sku,market,currency,price\nA,sweden,NOK,155\n")
+    runner = CliRunner()
+    assert runner.invoke(app, ["import", "products", str(tmp_path / "p.csv"), "--project", str(project)]).exit_code == 0
+    done = runner.invoke(app, ["import", "prices", str(tmp_path / "prices.csv"), "--project", str(project)])
+    assert done.exit_code == 0 and "2 product prices" in done.output, done.output
+    bad = runner.invoke(app, ["import", "prices", str(tmp_path / "bad.csv"), "--project", str(project)])
+    assert isinstance(bad.exception, DataImportError)  # `lojal` (cli.main) prints it and exits 1
+    assert f"{tmp_path / 'bad.csv'}:2: column 'currency': NOK is not market sweden's currency (SEK)" in str(bad.exception)
