@@ -58,12 +58,13 @@ def sample_data(
 
 @app.command("import")
 def import_file(
-    kind: Annotated[str, typer.Argument(help="customers, products or orders")],
+    kind: Annotated[str, typer.Argument(help="customers, products, orders, prices (per market) or translations")],
     file: Annotated[Path, typer.Argument(help="CSV or Parquet file")],
     columns: Annotated[Optional[str], typer.Option(help="column mapping ours=theirs,... e.g. customer_id=CustomerID")] = None,
     project: ProjectOpt = None,
 ) -> None:
-    """Import customers, products or orders (one row per order line); all rows or none."""
+    """Import customers, products, orders (one row per order line), prices per market or product
+    translations per locale; all rows or none."""
     from lojal.commands import import_data
 
     counts = import_data(project, kind, file, columns)
@@ -108,12 +109,14 @@ def print_run_summary(result: dict) -> None:
 def check(
     project: ProjectOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="print problems as JSON")] = False,
+    compare_mjml: Annotated[bool, typer.Option("--compare-mjml", help="also compile templates with official MJML "
+                                               "(Node) and report its errors and differences")] = False,
 ) -> None:
     """Check every file under config/, segments/ and templates/; list all problems."""
     from lojal.paths import Paths
     from lojal.pipeline import check_project
 
-    problems = check_project(Paths.resolve(project))
+    problems = check_project(Paths.resolve(project), compare_mjml)
     errors = [p for p in problems if p.severity == "error"]
     if as_json:
         print(json.dumps({"ok": not errors, "problems": [p.to_dict() for p in problems]}, ensure_ascii=False, indent=2))

@@ -31,7 +31,8 @@ def sample_data(project: Path | None, customers: int, seed: int, until: date | N
     with _bar(progress) as bar:
         task = bar.add_task("generating customers and orders", total=customers)
         shop = generate_shop(customers, seed, until, progress=lambda n: bar.advance(task, n), timezone=zone)
-        rows = len(shop.customers) + len(shop.products) + len(shop.orders) + len(shop.lines) + len(shop.suppressions)
+        rows = sum(len(frame) for frame in (shop.customers, shop.products, shop.orders, shop.lines, shop.suppressions,
+                                            shop.prices, shop.texts) if frame is not None)
         task = bar.add_task("writing to the store", total=rows)
         counts = write_sample_shop(connect(paths.database_url), shop, replace=replace,
                                    progress=lambda n: bar.advance(task, n))
@@ -51,6 +52,12 @@ def import_data(project: Path | None, kind: str, file: Path, columns: str | None
     from lojal.store import connect
 
     paths = Paths.resolve(project)
+    if kind in ("prices", "translations"):
+        from lojal.config import load_config_parts
+        from lojal.store.market_import import import_market_file
+
+        markets = load_config_parts(paths)[0].get("markets")  # None: no config/markets.yaml, any market id
+        return import_market_file(connect(paths.database_url), kind, file, columns, markets)
     return import_file(connect(paths.database_url), kind, file, columns)
 
 

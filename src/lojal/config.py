@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, HttpUrl, field_validator, model_validator
 
 from lojal.errors import Problem, ProjectError
+from lojal.markets import Markets
 from lojal.paths import Paths
 from lojal.reco.spec import RecommendationSpec
 from lojal.timezones import check_time_zone, in_quiet_hours, parse_clock
@@ -287,12 +288,24 @@ class Loyalty(_Strict):
         return self
 
 
+class Rendering(_Strict):
+    mjml: Literal["python", "official", "auto"] = Field(default="python", description=(
+        "MJML compiler: python (the embedded port, default), official (MJML 5 through Node: needs `node` "
+        "and `npm install --prefix bench/node`), auto (official when available, else python)"))
+
+
 class ProjectConfig(_Strict):
     campaigns: CampaignsFile
     brand: Brand
     sender: Sender
     tracking: Tracking
     loyalty: Loyalty
+    markets: Markets | None = None  # None: one market paying in brand.currency (see `market_set`)
+    rendering: Rendering = Rendering()
+
+    @property
+    def market_set(self) -> Markets:
+        return self.markets or Markets.single(self.brand.currency)
 
     def campaign(self, campaign_id: str) -> Campaign:
         for c in self.campaigns.campaigns:
@@ -307,6 +320,11 @@ CONFIG_FILES: dict[str, type[BaseModel]] = {
     "sender": Sender,
     "tracking": Tracking,
     "loyalty": Loyalty,
+}
+# Files a project may leave out: their defaults apply (one market in brand.currency, the Python MJML port).
+OPTIONAL_CONFIG_FILES: dict[str, type[BaseModel]] = {
+    "markets": Markets,
+    "rendering": Rendering,
 }
 
 
@@ -330,6 +348,14 @@ def load_config_parts(paths: Paths) -> tuple[dict[str, BaseModel], list[Problem]
             continue
         try:
             parts[name] = validate_document(read_yaml(path, shown), model)
+        except ProjectError as exc:
+            problems.extend(exc.problems)
+    for name, model in OPTIONAL_CONFIG_FILES.items():
+        path = paths.config_dir / f"{name}.yaml"
+        if not path.exists():
+            continue
+        try:
+            parts[name] = validate_document(read_yaml(path, paths.relative(path)), model)
         except ProjectError as exc:
             problems.extend(exc.problems)
     return parts, problems

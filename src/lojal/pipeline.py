@@ -22,6 +22,7 @@ from lojal.config import Campaign, CampaignsFile, ProjectConfig, check_config, l
 from lojal.delivery import DeliveryBackend, OutgoingMessage
 from lojal.errors import LojalError, Problem, ProjectError
 from lojal.features import compute_features
+from lojal.markets import MarketCatalogue
 from lojal.paths import Paths
 from lojal.planning import SENT_EARLIER_TONIGHT, CampaignAudience, assign_campaigns
 from lojal.reco import Recommender, fit_recommender
@@ -51,6 +52,7 @@ class Night:
     membership: pd.DataFrame
     recommender: Recommender
     plans: list["CampaignPlan"] = field(default_factory=list)
+    catalogue: MarketCatalogue | None = None  # prices per market, titles per locale
 
 
 @dataclass
@@ -99,9 +101,10 @@ def _missing_references(campaigns: CampaignsFile, segments) -> list[Problem]:
             for c in campaigns.enabled if c.segment not in set(segments.names)]
 
 
-def check_project(paths: Paths) -> list:
+def check_project(paths: Paths, compare_mjml: bool = False) -> list:
     """Every problem in config/, segments/ and templates/ (for `lojal check`); where the store
-    already has products, also segment conditions on categories or SKUs it has never had."""
+    already has products, also segment conditions on categories or SKUs it has never had.
+    `compare_mjml`: also compile the templates with official MJML and report its findings."""
     from lojal.render import check_templates
     from lojal.segments.catalogue import catalogue_problems
     from lojal.segments.loader import build_segment_set
@@ -115,7 +118,7 @@ def check_project(paths: Paths) -> list:
     if catalogue is not None:
         problems += catalogue_problems(segment_set, *catalogue)
     if config is not None:
-        problems += check_templates(paths, config)
+        problems += check_templates(paths, config, compare_mjml)
     if "campaigns" in parts:
         try:
             problems += _missing_references(parts["campaigns"], load_segments(paths))
@@ -127,14 +130,15 @@ def check_project(paths: Paths) -> list:
 def prepare_night(project: Project, run_date: date, progress: Progress = lambda _: None) -> Night:
     engine = connect(project.paths.database_url)
     progress("loading shop data")
-    data = load_shop_data(engine, run_date, project.config.brand.timezone)
+    data = load_shop_data(engine, run_date, project.config.brand.timezone, project.config.market_set)
     progress("computing features")
     features = compute_features(data, project.config.loyalty, runlog.previous_completed_run(engine, run_date))
     progress("evaluating segments")
     membership = evaluate_segments(project.segments, features, data)
     progress("fitting recommendations")
     recommender = fit_recommender(data)
-    return Night(project, run_date, engine, data, features, membership, recommender)
+    catalogue = MarketCatalogue(project.config.market_set, data.products, data.prices, data.texts)
+    return Night(project, run_date, engine, data, features, membership, recommender, catalogue=catalogue)
 
 
 def plan_campaigns(night: Night) -> list[CampaignPlan]:
@@ -163,7 +167,8 @@ def build_messages(night: Night, campaign: Campaign, batch: pd.DataFrame) -> tup
     if spec is not None:
         triggers = ({cid: [item["sku"] for item in order["items"]] for cid, order in last_orders.items()}
                     if spec.exclude_trigger_order else None)
-        recommendations = night.recommender.recommend(ids, spec, night.features, triggers)
+        recommendations = _recommend_per_market(night, ids, customers, spec, triggers)
+    _localize_orders(night, customers, last_orders)
     messages, failures = [], {}
     for customer_id, occasion_key, message_id in zip(ids, batch["occasion_key"], batch["message_id"]):
         cid = int(customer_id)
@@ -173,6 +178,29 @@ def build_messages(night: Night, campaign: Campaign, batch: pd.DataFrame) -> tup
         except LojalError as exc:
             failures[message_id] = f"{type(exc).__name__}: {exc}"
     return messages, failures
+
+
+def _recommend_per_market(night: Night, ids, customers: dict[int, dict], spec, triggers) -> dict[int, list]:
+    """Recommendations of each market's customers from the products sold there."""
+    if night.catalogue is None:
+        return night.recommender.recommend(ids, spec, night.features, triggers)
+    by_market: dict[str, list[int]] = {}
+    for cid in ids:
+        by_market.setdefault(customers[int(cid)]["market"], []).append(int(cid))
+    result: dict[int, list] = {}
+    for market_id, group in by_market.items():
+        allowed = night.catalogue.sellable(market_id, night.recommender.column_of)
+        result.update(night.recommender.recommend(group, spec, night.features, triggers, allowed=allowed))
+    return result
+
+
+def _localize_orders(night: Night, customers: dict[int, dict], last_orders: dict[int, dict]) -> None:
+    """Order items in the customer's language; prices stay what was paid, in the order's currency."""
+    if night.catalogue is None:
+        return
+    for cid, order in last_orders.items():
+        for item in order["items"]:
+            night.catalogue.localize(item, None, customers[cid]["locale"], reprice=False)
 
 
 def _optional(value):
@@ -186,6 +214,7 @@ def _customer_contexts(night: Night, ids) -> dict[int, dict]:
     frame = pd.DataFrame({
         "id": ids, "first_name": customers["first_name"].to_numpy(), "email": customers["email"].to_numpy(),
         "locale": customers["locale"].to_numpy(), "country": customers["country"].to_numpy(),
+        "market": customers["market"].to_numpy(),
         "tier": features["tier"].to_numpy(), "previous_tier": features["previous_tier"].to_numpy(),
         "order_count": features["order_count"].fillna(0).astype(int).to_numpy(),
         "days_since_last_order": features["days_since_last_order"].to_numpy(),
@@ -197,6 +226,8 @@ def _customer_contexts(night: Night, ids) -> dict[int, dict]:
         record["order_count"] = int(record["order_count"])
         for key in ("days_since_last_order", "birthday", "tier", "previous_tier"):
             record[key] = _optional(record[key])
+        record["currency"] = (night.catalogue.currency(record["market"]) if night.catalogue is not None
+                              else night.project.config.brand.currency)
         contexts[record["id"]] = record
     return contexts
 
@@ -221,7 +252,7 @@ def _last_orders(data: ShopData, features: pd.DataFrame, customer_ids) -> dict[i
     return {int(cid): {"id": int(oid), "placed_at": placed.to_pydatetime(), "total": float(total),
                        "currency": currency, "items": items_by_order.get(int(oid), [])}
             for cid, oid, placed, total, currency in zip(order_ids.index, order_ids.to_numpy(), heads["placed_at"],
-                                                         heads["total"], heads["currency"])}
+                                                         heads["paid_total"], heads["currency"])}
 
 
 def _message(night: Night, campaign: Campaign, customer: dict, occasion_key: str, message_id: str,
@@ -230,7 +261,7 @@ def _message(night: Night, campaign: Campaign, customer: dict, occasion_key: str
     unsubscribe_url = config.brand.unsubscribe_url.replace("{token}", message_id)
     context = {
         "customer": customer,
-        "recommendations": [r.to_context() for r in recs],
+        "recommendations": [_localized(night, r.to_context(), customer) for r in recs],
         "last_order": last_order,
         "campaign": {"id": campaign.id, "name": campaign.name},
         "message": {"id": message_id, "unsubscribe_url": unsubscribe_url, "run_date": night.run_date},
@@ -250,6 +281,13 @@ def _message(night: Night, campaign: Campaign, customer: dict, occasion_key: str
         headers={"List-Unsubscribe": f"<{unsubscribe_url}>",
                  "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
     )
+
+
+def _localized(night: Night, item: dict, customer: dict) -> dict:
+    """A recommendation at the customer's market price, titled in their language."""
+    if night.catalogue is None:
+        return item
+    return night.catalogue.localize(item, customer["market"], customer["locale"], reprice=True)
 
 
 def deliver(engine: Engine, backend: DeliveryBackend, messages: list[OutgoingMessage]) -> BatchOutcome:

@@ -115,3 +115,50 @@ def test_chromium_screenshot_shows_the_email_at_desktop_and_mobile_width(shipped
     assert count_pixels(rows, BRAND_BLUE, 24, 24 + 640) > 5 * 1000
     assert count_pixels(rows, BRAND_BLUE, 24 + 640 + 20, 1100) > 5 * 1000
     assert count_pixels(rows, BRAND_BLUE, 0, 20) == 0  # left margin of the page: no e-mail there
+
+
+def test_preview_draws_one_real_customer_per_locale_from_a_store_with_data(project):
+    """With data in the store, each campaign x locale shows a customer of tonight's audience, in
+    their market's currency and language; the built-in samples are gone."""
+    from datetime import date
+
+    from lojal.render.preview import build_site
+    from lojal.sample import generate_shop
+    from lojal.sample.store import write_sample_shop
+    from lojal.store import connect
+
+    import shutil
+
+    shutil.copytree(Path(__file__).resolve().parents[2] / "segments", project.project / "segments")
+    shop = generate_shop(600, seed=5, until=date.today())
+    write_sample_shop(connect(project.database_url), shop, replace=False)
+    site = build_site(project)
+    index = site.files["index.html"][1].decode()
+    assert "sv-asa" not in index and 'name="viewport"' in index
+    customers = shop.customers.set_index("customer_id")
+    shown = [path for path in site.files if path.startswith("email/post_purchase/")]
+    assert shown, index
+    currency = {"nb": "kr\u00a0", "sv": "\u00a0kr", "da": "\u00a0kr.", "en": "€"}
+    for path in shown:
+        _, _, locale, key = path.removesuffix(".html").split("/")
+        customer = customers.loc[int(key.split("-")[1])]
+        assert customer["locale"] == locale == key.split("-")[0]
+        html = site.files[path][1].decode()
+        assert currency[locale] in html and "NOK" not in html
+        if locale != "en":  # a product title in the customer's language
+            titles = set(shop.texts[shop.texts["locale"] == locale]["title"])
+            assert any(title in html for title in titles), path
+
+
+def test_index_lists_each_templates_problems_per_locale(project):
+    from lojal.render.preview import NO_SAMPLES, build_site
+
+    strings = project.templates_dir / "win_back" / "strings.yaml"
+    text = strings.read_text(encoding="utf-8")
+    sv_line = next(line for line in text.splitlines() if line.startswith("  sv:"))
+    strings.write_text(text.replace(sv_line, '  sv: "{{ customer.first_name "', 1), encoding="utf-8")
+    index = build_site(project, samples=NO_SAMPLES).files["index.html"][1].decode()
+    rows = [row for row in index.split("<tr>") if row.startswith("<td>win_back</td>")]
+    sv_rows = [row for row in rows if "<td>sv</td>" in row]
+    assert sv_rows and all("Jinja syntax error" in row and "(sv)" in row for row in sv_rows)
+    assert all("Jinja syntax error" not in row for row in rows if "<td>sv</td>" not in row)

@@ -63,6 +63,7 @@ FEATURES: dict[str, Feature] = _features(
     # Customer attributes
     Feature("locale", "text", "customer language: en, nb, sv or da", "customer"),
     Feature("country", "text", "two-letter country code", "customer"),
+    Feature("market", "text", "market id of the customer's country (config/markets.yaml), e.g. sweden", "customer"),
     Feature("time_zone", "text", "customer time zone, e.g. Europe/Oslo", "customer"),
     Feature("birthday", "date", "date of birth (empty if unknown)", "customer"),
     Feature("created_at", "date", "when the customer account was created", "customer"),

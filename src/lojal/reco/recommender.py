@@ -88,33 +88,38 @@ class Recommender:
     # -- the pipeline's entry point ----------------------------------------------------------
     def recommend(self, customer_ids: Sequence[int] | np.ndarray, spec: RecommendationSpec,
                   features: pd.DataFrame | None = None,
-                  trigger_skus: Mapping[int, Sequence[str]] | None = None) -> dict[int, list[Recommendation]]:
+                  trigger_skus: Mapping[int, Sequence[str]] | None = None,
+                  allowed: np.ndarray | None = None) -> dict[int, list[Recommendation]]:
         """Products per customer for one campaign. `features` is accepted for the pipeline's
-        contract; the strategies work from purchase history alone."""
+        contract; the strategies work from purchase history alone. `allowed` (a mask over
+        `column_of`, e.g. the products sold in the customers' market) narrows what may be shown."""
         ids = [int(c) for c in customer_ids]
-        picks = self.rank(ids, Blend.from_spec(spec), trigger_skus)
+        picks = self.rank(ids, Blend.from_spec(spec), trigger_skus, allowed=allowed)
         rows = self.model.inter.rows_of(np.asarray(ids, dtype=np.int64)) if ids else np.zeros(0, np.int64)
         return {cid: [self._describe(row, pick, slot) for slot, pick in enumerate(customer_picks, start=1)]
                 for cid, row, customer_picks in zip(ids, rows, picks)}
 
     # -- ranking (shared with the offline evaluation) ----------------------------------------
     def rank(self, customer_ids: Sequence[int] | np.ndarray, blend: Blend,
-             trigger_skus: Mapping[int, Sequence[str]] | None = None, chunk_size: int = 1_000) -> list[list[Pick]]:
+             trigger_skus: Mapping[int, Sequence[str]] | None = None, chunk_size: int = 1_000,
+             allowed: np.ndarray | None = None) -> list[list[Pick]]:
         ids = np.asarray(customer_ids, dtype=np.int64)
         result: list[list[Pick]] = []
         for start in range(0, len(ids), chunk_size):
             chunk = ids[start:start + chunk_size]
-            result.extend(self._rank_chunk(chunk, blend, trigger_skus))
+            result.extend(self._rank_chunk(chunk, blend, trigger_skus, allowed))
         return result
 
     def _rank_chunk(self, ids: np.ndarray, blend: Blend,
-                    trigger_skus: Mapping[int, Sequence[str]] | None) -> list[list[Pick]]:
+                    trigger_skus: Mapping[int, Sequence[str]] | None,
+                    allowed: np.ndarray | None = None) -> list[list[Pick]]:
         rows = self.model.inter.rows_of(ids)
         triggers = rules.trigger_columns(trigger_skus, ids, self.column_of)
         # room for what de-duplication and the category cap skip before the next strategy takes over
         width = 4 * blend.total + 50
         needed = list(dict.fromkeys([s for s, _ in blend.slots] + list(blend.fallbacks)))
-        candidates = {s: rules.top_candidates(self._allowed_scores(s, rows, triggers, blend), width) for s in needed}
+        candidates = {s: rules.top_candidates(self._allowed_scores(s, rows, triggers, blend, allowed), width)
+                      for s in needed}
         picks = []
         for r in range(len(ids)):
             picker = rules.Picker(self.model.item_category, blend.max_per_category)
@@ -131,9 +136,12 @@ class Recommender:
             picks.append([Pick(i, s) for i, s in zip(picker.items, picker.strategies)])
         return picks
 
-    def _allowed_scores(self, strategy: str, rows: np.ndarray, triggers: list[list[int]], blend: Blend) -> np.ndarray:
+    def _allowed_scores(self, strategy: str, rows: np.ndarray, triggers: list[list[int]], blend: Blend,
+                        allowed: np.ndarray | None = None) -> np.ndarray:
         scores = self.model.score(strategy, rows)
         rules.mask_items(scores, self.sellable)
+        if allowed is not None:
+            rules.mask_items(scores, allowed)
         rules.mask_triggers(scores, triggers)
         if strategy in DISCOVERY_STRATEGIES:
             rules.mask_bought_within(scores, self.model.inter.days_since_last, rows, None)
@@ -190,6 +198,8 @@ def fit_recommender(data: ShopData, params: RecoParams = RecoParams()) -> Recomm
     """Fit every strategy on `data.lines` (history before `data.as_of`) and `data.products`."""
     products = data.products
     lines = data.lines[["customer_id", "sku", "placed_at", "unit_price", "category"]]
+    if "amount" in data.lines.columns:  # unit prices in the shop's currency (amount is), like products.price
+        lines = lines.assign(unit_price=data.lines["amount"] / data.lines["quantity"].where(data.lines["quantity"] != 0))
     inter = build_interactions(lines, data.as_of, products.index.to_numpy(), params.half_life_days)
     catalogue = _catalogue(products, inter.skus, lines)
     sellable = rules.sellable_items(products, inter.skus)

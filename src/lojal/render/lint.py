@@ -16,7 +16,8 @@ from html.parser import HTMLParser
 from lojal.config import LOCALES, Campaign, ProjectConfig
 from lojal.errors import HeaderInjectionError, Problem, RenderError
 from lojal.paths import Paths
-from lojal.render.catalog import Catalog, missing_translations
+from lojal.render.catalog import SHARED_DIR, STRINGS_FILE, Catalog, missing_translations
+from lojal.render.merge_tags import foreign_merge_tags
 from lojal.render.samples import sample_contexts
 from lojal.render.sources import ExpandedSource, SourceError, expand_includes
 from lojal.render.templates import TEMPLATE_FILE, RenderedEmail, TemplateSet, compile_templates
@@ -27,8 +28,10 @@ _JINJA_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
 _HREF_OR_SRC = re.compile(r'(?:href|src)="(http://[^"]*)"')
 
 
-def check_templates(paths: Paths, config: ProjectConfig) -> list[Problem]:
-    """Every problem in the templates of enabled campaigns; never raises for bad files."""
+def check_templates(paths: Paths, config: ProjectConfig, compare_mjml: bool = False) -> list[Problem]:
+    """Every problem in the templates of enabled campaigns; never raises for bad files. With
+    `compare_mjml`, each template is also compiled by official MJML (Node): its validation errors
+    are reported at their lines, and a visible difference between the two compilers' output."""
     if not paths.templates_dir.is_dir():
         return [Problem(paths.relative(paths.templates_dir), None, None, "templates folder is missing")]
     try:
@@ -40,10 +43,17 @@ def check_templates(paths: Paths, config: ProjectConfig) -> list[Problem]:
         problems += missing_translations(catalog)
     for name in result.catalogs:
         problems += _source_problems(paths, name)
+    for strings in [paths.templates_dir / SHARED_DIR / STRINGS_FILE,
+                    *(paths.templates_dir / name / STRINGS_FILE for name in result.catalogs)]:
+        problems += _merge_tag_problems_in_file(paths, strings)
     for campaign in config.campaigns.enabled:
         catalog = result.catalogs.get(campaign.template, Catalog())
         problems += _rendered_problems(paths, config, campaign, result.template_set, catalog)
         problems += _arm_problems(paths, campaign, result.catalogs)
+    if compare_mjml:
+        from lojal.render.compare import compare_compilers
+
+        problems += compare_compilers(paths, result.template_set)
     return sorted(dict.fromkeys(problems), key=lambda p: (p.path, p.line or 0, p.col or 0, p.message))
 
 
@@ -87,6 +97,9 @@ def _source_problems(paths: Paths, name: str) -> list[Problem]:
     scanner.feed(source.text)
     scanner.close()
     problems = scanner.problems
+    for tag in foreign_merge_tags(source.text):
+        path, src_line = source.origin(tag.line)
+        problems.append(Problem(path, src_line, tag.col, tag.message))
     for match in _JINJA_TAG.finditer(source.text):
         if "<" in match.group(0) or "&" in match.group(0):
             line = source.text.count("\n", 0, match.start()) + 1
@@ -95,6 +108,13 @@ def _source_problems(paths: Paths, name: str) -> list[Problem]:
                                     "re-parse them (use > with swapped operands, and |utm(key=value) for queries)",
                                     severity="warning"))
     return problems
+
+
+def _merge_tag_problems_in_file(paths: Paths, path) -> list[Problem]:
+    if not path.is_file():
+        return []
+    return [Problem(paths.relative(path), tag.line, tag.col, tag.message)
+            for tag in foreign_merge_tags(path.read_text(encoding="utf-8"))]
 
 
 def _rendered_problems(paths: Paths, config: ProjectConfig, campaign: Campaign, templates: TemplateSet,

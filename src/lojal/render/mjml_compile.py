@@ -5,8 +5,13 @@ project everywhere. `NodeMjml` runs the official MJML in one long-lived `node` p
 optional (bench/render.py and the fidelity comparison use it when `node` and
 `bench/node/node_modules/mjml` exist). See docs/templates.md for the comparison.
 
-Documents reach the compilers with includes already resolved (lojal.render.sources), and CSS
-inlining is never requested: inliners re-parse the HTML and move Jinja statements out of tables.
+Documents reach the compilers with includes already resolved (lojal.render.sources).
+
+The Python port leaves out or breaks a few things official MJML 5 does; `PythonMjml` fills them in
+around the port (lojal.render.mjml_port): `<mj-style inline="inline">` is inlined with css-inline
+(Jinja tags protected from the HTML parser), an `<mj-font>` that redeclares one of the port's
+built-in fonts replaces that font's URL instead of crashing, and the output's malformed Outlook
+conditional `<!--[if !mso><!-->` and fractional image `width` attributes are corrected.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from pathlib import Path
 from typing import Protocol
 
 from mjml import mjml_to_html
+
+from lojal.render import mjml_port
 
 
 class MjmlCompileError(Exception):
@@ -37,13 +44,14 @@ class PythonMjml:
     name = "mjml (Python port 0.12)"
 
     def compile(self, mjml: str) -> str:
+        prepared = mjml_port.prepare(mjml)
         try:
-            result = mjml_to_html(mjml)
+            result = mjml_to_html(prepared.mjml)
         except Exception as exc:  # the port raises bare ValueError/AssertionError/KeyError on bad input
             raise MjmlCompileError(f"{type(exc).__name__}: {exc}") from exc
         if result.errors:
             raise MjmlCompileError("; ".join(map(str, result.errors)))
-        return result.html
+        return mjml_port.finish(result.html, prepared)
 
 
 _NODE_WORKER = r"""
@@ -55,7 +63,7 @@ rl.on('line', async (line) => {
   let reply;
   try {
     const out = await mjml2html(mjml, { validationLevel: 'soft', minify: false, beautify: false });
-    reply = { html: out.html, errors: (out.errors || []).map(e => e.formattedMessage || e.message) };
+    reply = { html: out.html, errors: (out.errors || []).map(e => ({ line: e.line, tag: e.tagName, message: e.message })) };
   } catch (e) {
     reply = { error: String(e && e.message || e) };
   }
@@ -89,6 +97,10 @@ class NodeMjml:
         return self._process.pid
 
     def compile(self, mjml: str) -> str:
+        return self.compile_with_errors(mjml)[0]
+
+    def compile_with_errors(self, mjml: str) -> tuple[str, list[dict]]:
+        """HTML and official MJML's validation errors ({line, tag, message}; soft validation)."""
         with self._lock:
             assert self._process.stdin and self._process.stdout
             self._process.stdin.write(json.dumps({"mjml": mjml}) + "\n")
@@ -99,7 +111,7 @@ class NodeMjml:
         reply = json.loads(line)
         if "error" in reply:
             raise MjmlCompileError(reply["error"])
-        return reply["html"]
+        return reply["html"], reply.get("errors", [])
 
     def close(self) -> None:
         if self._process.poll() is None:
@@ -111,3 +123,11 @@ class NodeMjml:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def compiler_for(setting: str) -> MjmlCompiler:
+    """The compiler `config/rendering.yaml` asks for: python (default), official, or auto (official
+    when `node` and the pinned `mjml` package are installed, else python)."""
+    if setting == "official" or (setting == "auto" and node_mjml_available()):
+        return NodeMjml()
+    return PythonMjml()

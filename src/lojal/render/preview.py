@@ -3,12 +3,16 @@
 A page shows the subject, preheader, the e-mail at desktop (640 px) and mobile (375 px) width and
 its text part. `serve` runs a local server (stdlib http.server) that rebuilds the pages when a file
 under config/ or templates/ changes (mtimes polled) and reloads the browser; `--out DIR` writes
-the same pages as static files. Sample customers are built in (lojal.render.samples): no database.
+the same pages as static files. Sample customers come from the store when it has data: one real
+customer per campaign and locale who is in the audience tonight (lojal.render.store_samples);
+only an empty store gets the built-in samples (lojal.render.samples). The index lists each
+template's problems per locale.
 """
 
 from __future__ import annotations
 
 import html
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,7 +22,9 @@ from pathlib import Path
 from lojal.config import LOCALES, check_config
 from lojal.errors import HeaderInjectionError, Problem, RenderError
 from lojal.paths import Paths
+from lojal.render.catalog import missing_translations
 from lojal.render.samples import sample_context, samples_for
+from lojal.render.store_samples import StoreSample, store_samples
 from lojal.render.templates import RenderedEmail, compile_templates
 
 DESKTOP_WIDTH = 640
@@ -51,24 +57,36 @@ class PreviewEntry:
     sample: str
     email: RenderedEmail | None
     error: str | None
+    problems: tuple[Problem, ...] = ()  # of this template in this locale (compile errors, translations)
 
     @property
     def slug(self) -> str:
         return f"{self.campaign_id}/{self.locale}/{self.sample}"
 
 
-def build_site(paths: Paths, live: bool = False) -> PreviewSite:
-    """Render every preview page; broken config or templates give a page listing the problems."""
+NO_SAMPLES = object()  # build_site(samples=...): do not look into the store
+
+
+def build_site(paths: Paths, live: bool = False, samples=None) -> PreviewSite:
+    """Render every preview page; broken config or templates give a page listing the problems.
+    `samples`: store samples already drawn (see store_samples), NO_SAMPLES for the built-in ones,
+    None to draw them now."""
     site = PreviewSite()
     config, problems = check_config(paths)
     entries: list[PreviewEntry] = []
     if config is not None:
         result = compile_templates(paths, config)
         problems = [p for p in result.problems if p.severity == "error"]
+        notes = problems + [w for catalog in result.catalogs.values() for w in missing_translations(catalog)]
+        real = store_samples(paths, config) if samples is None else (None if samples is NO_SAMPLES else samples)
         for campaign in config.campaigns.enabled:
             for locale in LOCALES:
-                for sample in samples_for(config, campaign, locale):
-                    entries.append(_render_entry(result.template_set, campaign, locale, sample))
+                own = _problems_for(notes, campaign.template, locale)
+                if real is None:
+                    for sample in samples_for(config, campaign, locale):
+                        entries.append(_render_entry(result.template_set, campaign, locale, sample, own))
+                else:
+                    entries.append(_store_entry(result.template_set, campaign, locale, real.get((campaign.id, locale)), own))
     site.problems = problems
     site.add("index.html", _index_page(entries, problems, live))
     for entry in entries:
@@ -79,8 +97,33 @@ def build_site(paths: Paths, live: bool = False) -> PreviewSite:
     return site
 
 
-def _render_entry(templates, campaign, locale: str, sample) -> PreviewEntry:
-    context = sample_context(campaign, sample)
+_LOCALE_MENTION = re.compile(r"\((en|nb|sv|da)\)|no (en|nb|sv|da) translation")
+
+
+def _problems_for(problems: list[Problem], template: str, locale: str) -> tuple[Problem, ...]:
+    """The problems of files `template` uses (its folder and _shared) that concern `locale`."""
+    own = []
+    for problem in problems:
+        if f"templates/{template}/" not in problem.path and "templates/_shared/" not in problem.path:
+            continue
+        mention = _LOCALE_MENTION.search(problem.message)
+        if mention is None or locale in mention.groups():
+            own.append(problem)
+    return tuple(own)
+
+
+def _store_entry(templates, campaign, locale: str, sample: StoreSample | None, problems) -> PreviewEntry:
+    if sample is None:
+        return PreviewEntry(campaign.id, campaign.name, campaign.template, locale, "nobody", None,
+                            f"no customer with locale {locale} is in this campaign's audience tonight", problems)
+    return _render_context(templates, campaign, locale, sample.key, sample.context, problems)
+
+
+def _render_entry(templates, campaign, locale: str, sample, problems=()) -> PreviewEntry:
+    return _render_context(templates, campaign, locale, sample.key, sample_context(campaign, sample), problems)
+
+
+def _render_context(templates, campaign, locale: str, key: str, context: dict, problems) -> PreviewEntry:
     email, error = None, None
     if (campaign.template, locale) not in templates.compiled:
         error = "this template did not compile; see the problems on the index page"
@@ -89,7 +132,7 @@ def _render_entry(templates, campaign, locale: str, sample) -> PreviewEntry:
             email = templates.render(campaign.template, locale, context)
         except (RenderError, HeaderInjectionError) as exc:
             error = str(exc)
-    return PreviewEntry(campaign.id, campaign.name, campaign.template, locale, sample.key, email, error)
+    return PreviewEntry(campaign.id, campaign.name, campaign.template, locale, key, email, error, tuple(problems))
 
 
 _STYLE = """
@@ -97,8 +140,12 @@ body { font-family: system-ui, sans-serif; margin: 24px; color: #222; background
 table.list td, table.list th { padding: 4px 12px; text-align: left; vertical-align: top; }
 .problems { background: #fff0f0; border: 1px solid #d88; padding: 8px 16px; white-space: pre-wrap; }
 .meta dt { font-weight: 600; } .meta dd { margin: 0 0 8px 0; }
-.frames { display: flex; gap: 24px; align-items: flex-start; }
-.frames figure { margin: 0; } .frames iframe { border: 1px solid #ccc; background: #fff; height: 1400px; }
+.frames { display: flex; flex-wrap: wrap; gap: 24px; align-items: flex-start; }
+.frames figure { margin: 0; max-width: 100%; overflow-x: auto; }
+.frames iframe { border: 1px solid #ccc; background: #fff; height: 1400px; }
+.issues { margin: 0; padding-left: 16px; color: #a33; font-size: 90%; }
+@media (max-width: 700px) { body { margin: 8px; } table.list td, table.list th { padding: 4px; }
+  .frames figure#desktop-frame { display: none; } }
 pre.text { background: #fff; border: 1px solid #ccc; padding: 12px; white-space: pre-wrap; max-width: 1040px; }
 """
 
@@ -119,7 +166,8 @@ _RELOAD_SCRIPT = f"""
 
 
 def _page(title: str, body: str, live: bool, root: str) -> str:
-    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{html.escape(title)}</title>'
             f'<style>{_STYLE}</style></head><body><p><a href="{root}index.html">All previews</a></p>{body}'
             f'{_RELOAD_SCRIPT if live else ""}</body></html>')
 
@@ -134,9 +182,12 @@ def _index_page(entries: list[PreviewEntry], problems: list[Problem], live: bool
     rows = []
     for entry in entries:
         subject = html.escape(entry.email.subject) if entry.email else f'<em>{html.escape(entry.error or "")}</em>'
+        issues = "".join(f"<li>{html.escape(str(p))}</li>" for p in entry.problems)
         rows.append(f'<tr><td>{html.escape(entry.campaign_id)}</td><td>{entry.locale}</td>'
-                    f'<td><a href="view/{entry.slug}.html">{html.escape(entry.sample)}</a></td><td>{subject}</td></tr>')
-    table = ('<table class="list"><tr><th>Campaign</th><th>Locale</th><th>Sample customer</th><th>Subject</th></tr>'
+                    f'<td><a href="view/{entry.slug}.html">{html.escape(entry.sample)}</a></td><td>{subject}</td>'
+                    f'<td>{f"<ul class=issues>{issues}</ul>" if issues else ""}</td></tr>')
+    table = ('<table class="list"><tr><th>Campaign</th><th>Locale</th><th>Sample customer</th><th>Subject</th>'
+             '<th>Problems</th></tr>'
              + "".join(rows) + "</table>")
     body = f"<h1>E-mail previews</h1>{_problems_html(problems)}{table}"
     return _page("Lojal previews", body, live, "")
@@ -151,7 +202,7 @@ def _view_page(entry: PreviewEntry, live: bool) -> str:
     email = entry.email
     src = f"{root}email/{entry.slug}.html"
     frames = "".join(
-        f'<figure><figcaption>{label} ({width} px)</figcaption>'
+        f'<figure id="{label.lower()}-frame"><figcaption>{label} ({width} px)</figcaption>'
         f'<iframe id="{label.lower()}" title="{label}" src="{src}" width="{width}"></iframe></figure>'
         for label, width in (("Desktop", DESKTOP_WIDTH), ("Mobile", MOBILE_WIDTH)))
     body = (f"<h1>{html.escape(title)}</h1><dl class=\"meta\">"
@@ -161,6 +212,15 @@ def _view_page(entry: PreviewEntry, live: bool) -> str:
             f"<div class=\"frames\">{frames}</div><h2>Text part</h2><pre class=\"text\" id=\"text\">"
             f"{html.escape(email.text)}</pre>")
     return _page(title, body, live, root)
+
+
+def draw_samples(paths: Paths):
+    """Store samples for build_site (NO_SAMPLES for an empty store; None when the config is broken)."""
+    config, _ = check_config(paths)
+    if config is None:
+        return None
+    drawn = store_samples(paths, config)
+    return NO_SAMPLES if drawn is None else drawn
 
 
 def write_site(site: PreviewSite, out_dir: Path) -> int:
@@ -187,7 +247,8 @@ class PreviewServer:
         self._stop = threading.Event()
         self.version = 0
         self._mtimes = watched_mtimes(paths)
-        self.site = build_site(paths, live=True)
+        self._samples = draw_samples(paths)  # the store's samples, drawn once (restart to draw again)
+        self.site = build_site(paths, live=True, samples=self._samples)
         self.httpd = ThreadingHTTPServer((host, port), self._handler_class())
         self._watcher = threading.Thread(target=self._watch, name="preview-watch", daemon=True)
 
@@ -204,7 +265,7 @@ class PreviewServer:
         mtimes = watched_mtimes(self.paths)
         if mtimes == self._mtimes:
             return False
-        site = build_site(self.paths, live=True)
+        site = build_site(self.paths, live=True, samples=self._samples)
         with self._lock:
             self._mtimes, self.site = mtimes, site
             self.version += 1

@@ -15,7 +15,8 @@ from lojal.decisions import ShopSecret, offer_codes
 
 RUN_DATE = date(2026, 11, 24)
 SAMPLE_SECRET = ShopSecret(b"lojal preview samples, not a shop secret")
-CURRENCY_BY_LOCALE = {"en": "GBP", "nb": "NOK", "sv": "SEK", "da": "DKK"}
+# The sample shop's markets (config/markets.yaml): Norway NOK, Sweden SEK, Denmark DKK, euro countries EUR.
+CURRENCY_BY_LOCALE = {"en": "EUR", "nb": "NOK", "sv": "SEK", "da": "DKK"}
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class SampleCustomer:
 
 
 SAMPLE_CUSTOMERS: tuple[SampleCustomer, ...] = (
-    SampleCustomer("en-olivia", dict(id=1001, first_name="Olivia", email="olivia@example.com", locale="en", country="GB",
+    SampleCustomer("en-olivia", dict(id=1001, first_name="Olivia", email="olivia@example.com", locale="en", country="IE",
                                      tier="Gold", previous_tier="Silver", order_count=7, days_since_last_order=1.0,
                                      birthday=date(1988, 11, 24))),
     SampleCustomer("nb-bjorn", dict(id=1002, first_name="Bjørn Åge", email="bjorn@example.no", locale="nb", country="NO",

@@ -9,6 +9,7 @@ document keeps its origin (file, line) so errors point at the file the marketer 
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -134,7 +135,10 @@ class _StructureChecker(HTMLParser):
             allowed = {"mj-attributes"}  # defaults for any element are set here
         if allowed is None:
             if tag.startswith("mj-"):
-                self._problem(f"unknown MJML element <{tag}>")
+                known = [*ALLOWED_PARENTS, *CONTENT_ELEMENTS, *CHILD_ELEMENTS]
+                close = difflib.get_close_matches(tag, known, n=1)
+                self._problem(f"unknown MJML element <{tag}>" + (f"; did you mean <{close[0]}>?" if close else
+                                                                "; see the element list at documentation.mjml.io"))
             else:
                 self._problem(f"<{tag}> must be inside mj-text, mj-raw or mj-button (HTML is not MJML)")
         elif parent not in allowed:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping
 
 from jinja2 import Template, TemplateSyntaxError, UndefinedError
@@ -25,7 +25,7 @@ from lojal.paths import Paths
 from lojal.render.catalog import (SHARED_DIR, STRING_PLACEHOLDER, STRINGS_FILE, Catalog, read_catalog,
                                   substitute_strings)
 from lojal.render.jinja_env import make_environment
-from lojal.render.mjml_compile import MjmlCompileError, MjmlCompiler, PythonMjml
+from lojal.render.mjml_compile import MjmlCompileError, MjmlCompiler, PythonMjml, compiler_for
 from lojal.render.sources import ExpandedSource, SourceError, check_structure, expand_includes
 from lojal.render.text import text_template_from_html, tidy_text
 
@@ -55,6 +55,7 @@ class CompiledTemplate:
     subject: Template
     preheader: Template
     _per_recipient_source: Template | None = None
+    origins: list[tuple[str, int]] = field(default_factory=list)  # (file, line) of each line of mjml_source
 
 
 @dataclass
@@ -202,8 +203,16 @@ class CompileResult:
 
 def compile_templates(paths: Paths, config: ProjectConfig, names: Iterable[str] | None = None,
                       compiler: MjmlCompiler | None = None) -> CompileResult:
-    """Compile every (template, locale); collect problems instead of raising."""
-    compiler = compiler or PythonMjml()
+    """Compile every (template, locale); collect problems instead of raising. Without `compiler`,
+    the one config/rendering.yaml sets (the Python port by default)."""
+    created = compiler is None
+    if compiler is None:
+        try:
+            compiler = compiler_for(config.rendering.mjml)
+        except MjmlCompileError as exc:
+            return CompileResult(TemplateSet({}, brand_context(config.brand), Environments.build(
+                config.tracking, Catalog(), config.brand.money_formats), PythonMjml()),
+                [Problem("config/rendering.yaml", None, None, f"mjml: official: {exc}; or set mjml: python")], {})
     problems: list[Problem] = []
     shown = paths.relative
     shared = read_catalog(paths.templates_dir / SHARED_DIR / STRINGS_FILE,
@@ -233,6 +242,8 @@ def compile_templates(paths: Paths, config: ProjectConfig, names: Iterable[str] 
                 compiled[(name, locale)] = result
             else:
                 problems.extend(p for p in result if p not in problems)
+    if created and hasattr(compiler, "close"):
+        compiler.close()  # the Node worker: every template is compiled by now
     template_set = TemplateSet(compiled, brand, environments, compiler)
     return CompileResult(template_set, problems, catalogs)
 
@@ -265,10 +276,12 @@ def _compile_one(name: str, locale: str, expanded: ExpandedSource, catalog: Cata
         # Constants go in after compiling: the compiler would re-parse escaped quotes in attributes.
         compiled_html = fold_constants(compiler.compile(source), brand, locale, html=True)
     except MjmlCompileError as exc:
-        return [Problem(where, None, None, f"MJML compiler ({compiler.name}) failed: {exc}")]
+        return [Problem(where, 1, None, f"MJML compiler ({compiler.name}) failed: {exc}; check the attributes of "
+                        "the elements you changed last against the MJML documentation, or run `lojal check "
+                        "--compare-mjml` to see official MJML's message with its line")]
     try:
         return CompiledTemplate(
-            name=name, locale=locale, mjml_source=source,
+            name=name, locale=locale, mjml_source=source, origins=expanded.origins,
             html=_template(html_env, compiled_html),
             text=_template(text_env, text_template_from_html(compiled_html)),
             subject=_template(text_env, fold_constants(catalog.text(SUBJECT_KEY, locale)[0], brand, locale,  # type: ignore[index]

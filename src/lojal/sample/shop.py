@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from lojal.clock import local_to_utc
-from lojal.sample.catalog import ADJECTIVES, CATEGORIES, CATEGORY_MARGINS, CONSENT_SOURCES, LOCALES
+from lojal.sample.catalog import (ADJECTIVES, CATEGORIES, CATEGORY_MARGINS, CATEGORY_NAMES, CONSENT_SOURCES,
+                                  LOCALES, MARKETS, NOT_SOLD, NOUN_NAMES, TRANSLATED_LOCALES)
 
 HISTORY_DAYS = 730
 ARCHETYPES = {  # name: (share, mean days between orders or None for a fixed count, first-order lag)
@@ -33,6 +34,8 @@ class SampleShop:
     orders: pd.DataFrame
     lines: pd.DataFrame
     suppressions: pd.DataFrame
+    prices: pd.DataFrame | None = None  # sku, market, currency, price (store table product_prices)
+    texts: pd.DataFrame | None = None   # sku, locale, title, category (store table product_texts)
 
 
 def generate_shop(customers: int, seed: int, until: date,
@@ -43,14 +46,15 @@ def generate_shop(customers: int, seed: int, until: date,
     returned in UTC, as the store keeps them."""
     rng = np.random.default_rng(seed)
     products = _products(rng)
+    prices, texts = _market_prices(products), _translations(products)
     people = _customers(rng, customers, until)
-    orders, lines = _orders(rng, people, products, until, progress)
+    orders, lines = _orders(rng, people, products, prices, until, progress)
     suppressions = _suppressions(rng, people, until)
     for frame, columns in ((people, ["created_at", "consent_at"]), (orders, ["placed_at"]),
                            (suppressions, ["created_at"])):
         for column in columns:
             frame[column] = local_to_utc(frame[column], timezone)
-    return SampleShop(people.drop(columns=["archetype"]), products, orders, lines, suppressions)
+    return SampleShop(people.drop(columns=["archetype"]), products, orders, lines, suppressions, prices, texts)
 
 
 def _zipf_weights(n: int, exponent: float = 1.1) -> np.ndarray:
@@ -86,6 +90,35 @@ def _products(rng: np.random.Generator) -> pd.DataFrame:
                 "in_stock": bool(rng.random() > 0.06),
                 "margin": _margin(sku, category),
             })
+    return pd.DataFrame(rows)
+
+
+def _market_prices(products: pd.DataFrame) -> pd.DataFrame:
+    """Each product's price in each market that sells its category, rounded the way shops price."""
+    rows = []
+    for market, currency, factor, step, ending in MARKETS.values():
+        for sku, category, nok in zip(products["sku"], products["category"], products["price"]):
+            if category in NOT_SOLD.get(market, ()):
+                continue
+            price = max(round(float(nok) * factor / step) * step, step * 2) - ending
+            rows.append({"sku": sku, "market": market, "currency": currency, "price": round(price, 2)})
+    return pd.DataFrame(rows)
+
+
+def _translations(products: pd.DataFrame) -> pd.DataFrame:
+    """Titles and category names in nb, sv and da, built from the same words as the English ones."""
+    rows = []
+    nouns = {noun.lower(): names for noun, names in NOUN_NAMES.items()}
+    for sku, title, category in zip(products["sku"], products["title"], products["category"]):
+        adjective, _, rest = title.partition(" ")
+        own = nouns.get(title.lower())
+        for index, locale in enumerate(TRANSLATED_LOCALES):
+            if own is not None:  # the first product of a category is the bare noun
+                translated = own[index]
+            else:
+                translated = f"{adjective} {nouns[rest][index].lower()}"
+            rows.append({"sku": sku, "locale": locale, "title": translated,
+                         "category": CATEGORY_NAMES[category][index]})
     return pd.DataFrame(rows)
 
 
@@ -152,8 +185,8 @@ def _order_times(rng: np.random.Generator, archetype: str, created: datetime, un
     return times
 
 
-def _orders(rng: np.random.Generator, people: pd.DataFrame, products: pd.DataFrame, until: date,
-            progress: Callable[[int], None] | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _orders(rng: np.random.Generator, people: pd.DataFrame, products: pd.DataFrame, market_prices: pd.DataFrame,
+            until: date, progress: Callable[[int], None] | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     until_dt = datetime.combine(until, datetime.min.time())
     categories = list(CATEGORIES)
     cat_popularity = _zipf_weights(len(categories), 0.9)
@@ -161,7 +194,10 @@ def _orders(rng: np.random.Generator, people: pd.DataFrame, products: pd.DataFra
     pool_pickers = {c: _Picker(rng, _zipf_weights(len(idx), 1.2)) for c, idx in pools.items()}
     category_picker = _Picker(rng, cat_popularity)
     hour_picker = _Picker(rng, _HOURS)
-    prices = products["price"].to_numpy()
+    # price per market aligned with products (NaN: not sold there); customers pay their market's price
+    prices = {market: market_prices[market_prices["market"] == market].set_index("sku")["price"]
+              .reindex(products["sku"]).to_numpy(float) for market, *_ in MARKETS.values()}
+    currency_of = {country: (market, currency) for country, (market, currency, *_) in MARKETS.items()}
     consumables = [c for c in categories if CATEGORIES[c][0]]
 
     def pick(cat: str) -> int:
@@ -175,6 +211,8 @@ def _orders(rng: np.random.Generator, people: pd.DataFrame, products: pd.DataFra
         has_staple = staple_cat is not None and person.archetype in ("loyal", "vip", "lapsed")
         staple = pick(staple_cat) if has_staple else None
         cycle = CATEGORIES[staple_cat][0] if has_staple else None
+        market, currency = currency_of[person.country]
+        market_price = prices[market]
         basket_scale = 2.2 if person.archetype == "vip" else 1.0
         for placed_at in _order_times(rng, person.archetype, person.created_at.to_pydatetime(), until_dt, cycle):
             placed_at = placed_at.replace(hour=hour_picker(), minute=int(rng.integers(60)),
@@ -182,23 +220,28 @@ def _orders(rng: np.random.Generator, people: pd.DataFrame, products: pd.DataFra
             if placed_at >= until_dt:
                 continue
             order_key = len(order_rows)
-            order_rows.append((order_key, person.customer_id, placed_at))
             picked = [staple] if staple is not None and rng.random() < 0.85 else []
             for _ in range(max(1, int(rng.poisson(1.3 * basket_scale)))):
                 cat = favourites[int(rng.integers(len(favourites)))] if rng.random() < 0.7 else categories[category_picker()]
                 picked.append(pick(cat))
-            for line_no, product in enumerate(dict.fromkeys(picked), start=1):
+            line_no = 0
+            for product in dict.fromkeys(picked):
                 discount = 0.9 if rng.random() < 0.1 else 1.0
-                line_rows.append((order_key, line_no, product, int(1 + rng.poisson(0.3)),
-                                  round(float(prices[product]) * discount, 2)))
+                quantity = int(1 + rng.poisson(0.3))
+                if np.isnan(market_price[product]):
+                    continue  # not sold in the customer's market
+                line_no += 1
+                line_rows.append((order_key, line_no, product, quantity,
+                                  round(float(market_price[product]) * discount, 2)))
+            if line_no:
+                order_rows.append((order_key, person.customer_id, placed_at, currency))
         if progress and (i + 1) % 250 == 0:
             progress(250)
     if progress:
         progress(len(people) % 250)
-    orders = pd.DataFrame(order_rows, columns=["key", "customer_id", "placed_at"])
+    orders = pd.DataFrame(order_rows, columns=["key", "customer_id", "placed_at", "currency"])
     orders = orders.sort_values(["placed_at", "key"], kind="stable").reset_index(drop=True)
     orders["order_id"] = np.arange(500001, 500001 + len(orders))
-    orders["currency"] = "NOK"
     key_to_id = pd.Series(orders["order_id"].to_numpy(), index=orders["key"].to_numpy())
     lines = pd.DataFrame(line_rows, columns=["key", "line_no", "product", "quantity", "unit_price"])
     lines["order_id"] = key_to_id.reindex(lines["key"]).to_numpy()

@@ -29,4 +29,8 @@ def write_sample_shop(engine: Engine, shop: SampleShop, *, replace: bool,
             "orders": insert_frame(conn, schema.orders, shop.orders, progress),
             "order_lines": insert_frame(conn, schema.order_lines, shop.lines, progress),
             "suppressions": insert_frame(conn, schema.suppressions, shop.suppressions, progress),
+            "product_prices": insert_frame(conn, schema.product_prices, shop.prices, progress)
+            if shop.prices is not None else 0,
+            "product_texts": insert_frame(conn, schema.product_texts, shop.texts, progress)
+            if shop.texts is not None else 0,
         }

@@ -91,3 +91,22 @@ runs = Table(
     Column("status", String(16), nullable=False),
     Column("summary_json", Text, nullable=True),
 )
+
+# Markets (lojal.markets): a product's price in each market it is sold in. A product without rows
+# here is sold at products.price where the market's currency is products.currency.
+product_prices = Table(
+    "product_prices", metadata,
+    Column("sku", String(64), ForeignKey("products.sku"), primary_key=True),
+    Column("market", String(32), primary_key=True),
+    Column("currency", String(3), nullable=False),
+    Column("price", Float, nullable=False),
+)
+
+# A product's title and category name per locale (the products row holds the shop's own).
+product_texts = Table(
+    "product_texts", metadata,
+    Column("sku", String(64), ForeignKey("products.sku"), primary_key=True),
+    Column("locale", String(5), primary_key=True),
+    Column("title", String(200), nullable=False),
+    Column("category", String(100), nullable=True),
+)

@@ -9,7 +9,7 @@ as it was then.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
 
@@ -19,13 +19,16 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from lojal.clock import start_of_day_utc, utc_to_local
 from lojal.errors import StoreError
+from lojal.markets import Markets, empty_prices, empty_texts
 from lojal.store import schema
 from lojal.store.db import connect, require_schema
 
-CUSTOMER_COLUMNS = ["email", "first_name", "locale", "country", "time_zone", "birthday",
+CUSTOMER_COLUMNS = ["email", "first_name", "locale", "country", "market", "time_zone", "birthday",
                     "created_at", "consent_email", "consent_at", "consent_source"]
 PRODUCT_COLUMNS = ["title", "category", "price", "currency", "image_url", "product_url", "in_stock", "margin"]
-ORDER_COLUMNS = ["order_id", "customer_id", "placed_at", "currency", "total"]
+# total: in the shop's currency (brand.currency; other currencies at their market's rate), for spend
+# features; paid_total: what the customer paid, in the order's currency.
+ORDER_COLUMNS = ["order_id", "customer_id", "placed_at", "currency", "total", "paid_total"]
 LINE_COLUMNS = ["order_id", "line_no", "customer_id", "placed_at", "sku", "category",
                 "quantity", "unit_price", "amount"]
 
@@ -41,6 +44,9 @@ class ShopData:
     lines: pd.DataFrame
     suppressed_emails: frozenset[str] = frozenset()
     timezone: str = "UTC"
+    prices: pd.DataFrame = field(default_factory=empty_prices)  # sku, market, currency, price
+    texts: pd.DataFrame = field(default_factory=empty_texts)    # sku, locale, title, category
+    markets: Markets | None = None
 
     @property
     def run_date(self) -> date:
@@ -49,10 +55,13 @@ class ShopData:
     @classmethod
     def from_frames(cls, as_of: date | datetime, customers: pd.DataFrame, products: pd.DataFrame,
                     orders: pd.DataFrame, lines: pd.DataFrame,
-                    suppressed_emails: frozenset[str] = frozenset(), timezone: str = "UTC") -> "ShopData":
+                    suppressed_emails: frozenset[str] = frozenset(), timezone: str = "UTC",
+                    markets: Markets | None = None, prices: pd.DataFrame | None = None,
+                    texts: pd.DataFrame | None = None) -> "ShopData":
         """Normalise raw frames (orders: order_id, customer_id, placed_at, currency; lines: order_id,
         line_no, sku, quantity, unit_price; times in UTC), move times to the shop's `timezone` and
-        cut them at the start of `as_of` there."""
+        cut them at the start of `as_of` there. Each customer gets the `market` of their country
+        (`markets`; without it every customer is in the one market 'default')."""
         cutoff = start_of(as_of)
         customers = customers.copy()
         if "customer_id" in customers.columns:
@@ -61,6 +70,8 @@ class ShopData:
             customers[col] = utc_to_local(customers[col], timezone)
         customers["birthday"] = pd.to_datetime(customers["birthday"]).astype("datetime64[ns]")
         customers["consent_email"] = customers["consent_email"].astype(bool)
+        customers["market"] = (markets.assign(customers["country"]) if markets is not None
+                               else pd.Series("default", index=customers.index, dtype=object))
         customers = customers[customers["created_at"] < cutoff]
 
         products = products.copy()
@@ -76,13 +87,18 @@ class ShopData:
         orders = orders[orders["placed_at"] < cutoff]
         lines = lines.merge(orders[["order_id", "customer_id", "placed_at"]], on="order_id", how="inner")
         lines["category"] = products["category"].reindex(lines["sku"]).to_numpy()
-        lines["amount"] = lines["quantity"] * lines["unit_price"]
+        paid = lines["quantity"] * lines["unit_price"]
+        orders["paid_total"] = orders["order_id"].map(paid.groupby(lines["order_id"]).sum()).fillna(0.0)
+        rate = orders.set_index("order_id")["currency"].map(markets.rates() if markets is not None else {})
+        lines["amount"] = paid * lines["order_id"].map(rate.fillna(1.0)).fillna(1.0).to_numpy()
         totals = lines.groupby("order_id")["amount"].sum()
         orders["total"] = orders["order_id"].map(totals).fillna(0.0)
         lines = lines.sort_values(["placed_at", "order_id", "line_no"], kind="stable").reset_index(drop=True)
         orders = orders.sort_values(["placed_at", "order_id"], kind="stable").reset_index(drop=True)
         return cls(cutoff, customers[CUSTOMER_COLUMNS], products[PRODUCT_COLUMNS],
-                   orders[ORDER_COLUMNS], lines[LINE_COLUMNS], frozenset(suppressed_emails), timezone)
+                   orders[ORDER_COLUMNS], lines[LINE_COLUMNS], frozenset(suppressed_emails), timezone,
+                   prices if prices is not None else empty_prices(), texts if texts is not None else empty_texts(),
+                   markets)
 
 
 def start_of(day: date | datetime) -> pd.Timestamp:
@@ -110,8 +126,10 @@ def catalogue_names(url: str) -> tuple[list[str], list[str]] | None:
     return sorted({category for category, _ in rows}), [sku for _, sku in rows]
 
 
-def load_shop_data(engine: Engine, as_of: date | datetime, timezone: str = "UTC") -> ShopData:
-    """Read the store as it was at the start of `as_of` in the shop's `timezone`."""
+def load_shop_data(engine: Engine, as_of: date | datetime, timezone: str = "UTC",
+                   markets: Markets | None = None) -> ShopData:
+    """Read the store as it was at the start of `as_of` in the shop's `timezone`; customers are
+    put in their country's market of `markets` (config/markets.yaml)."""
     require_schema(engine)
     cutoff = start_of_day_utc(start_of(as_of), timezone)
     with engine.connect() as conn:
@@ -122,5 +140,7 @@ def load_shop_data(engine: Engine, as_of: date | datetime, timezone: str = "UTC"
             select(schema.order_lines).join(schema.orders)
             .where(schema.orders.c.placed_at < cutoff), conn)
         suppressed = pd.read_sql(select(schema.suppressions.c.email), conn)
+        prices = pd.read_sql(select(schema.product_prices), conn)
+        texts = pd.read_sql(select(schema.product_texts), conn)
     emails = frozenset(suppressed["email"].str.lower())
-    return ShopData.from_frames(as_of, customers, products, orders, lines, emails, timezone)
+    return ShopData.from_frames(as_of, customers, products, orders, lines, emails, timezone, markets, prices, texts)
