@@ -17,6 +17,7 @@ import pandas as pd
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from lojal.addresses import suppression_key
 from lojal.clock import start_of_day_utc, utc_to_local
 from lojal.errors import StoreError
 from lojal.store import schema
@@ -39,7 +40,7 @@ class ShopData:
     products: pd.DataFrame
     orders: pd.DataFrame
     lines: pd.DataFrame
-    suppressed_emails: frozenset[str] = frozenset()
+    suppressed_emails: frozenset[str] = frozenset()  # mailbox keys (lojal.addresses.suppression_key)
     timezone: str = "UTC"
 
     @property
@@ -82,7 +83,8 @@ class ShopData:
         lines = lines.sort_values(["placed_at", "order_id", "line_no"], kind="stable").reset_index(drop=True)
         orders = orders.sort_values(["placed_at", "order_id"], kind="stable").reset_index(drop=True)
         return cls(cutoff, customers[CUSTOMER_COLUMNS], products[PRODUCT_COLUMNS],
-                   orders[ORDER_COLUMNS], lines[LINE_COLUMNS], frozenset(suppressed_emails), timezone)
+                   orders[ORDER_COLUMNS], lines[LINE_COLUMNS],
+                   frozenset(suppression_key(e) for e in suppressed_emails), timezone)
 
 
 def start_of(day: date | datetime) -> pd.Timestamp:
@@ -122,5 +124,4 @@ def load_shop_data(engine: Engine, as_of: date | datetime, timezone: str = "UTC"
             select(schema.order_lines).join(schema.orders)
             .where(schema.orders.c.placed_at < cutoff), conn)
         suppressed = pd.read_sql(select(schema.suppressions.c.email), conn)
-    emails = frozenset(suppressed["email"].str.lower())
-    return ShopData.from_frames(as_of, customers, products, orders, lines, emails, timezone)
+    return ShopData.from_frames(as_of, customers, products, orders, lines, frozenset(suppressed["email"]), timezone)
