@@ -26,6 +26,8 @@ from functools import lru_cache
 
 from email_validator import EmailNotValidError, validate_email
 
+from lojal.errors import AddressError
+
 # A plain ASCII dot-atom address in normalized shape: checked without the full validator (the
 # common case, 100k addresses a night). Anything else takes the full path.
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
@@ -33,10 +35,6 @@ _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _PLAIN = re.compile(rf"^{_ATOM}(?:\.{_ATOM})*@(?:{_LABEL}\.)+[a-z](?:[a-z0-9-]{{0,61}}[a-z0-9])?$")
 MAX_LENGTH = 254
 MAX_LOCAL = 64
-
-
-class AddressError(ValueError):
-    """The text is not a deliverable e-mail address; the message says why."""
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import escape
 
 from lojal.config import LOCALES, Brand, ProjectConfig, Tracking
+from lojal.delivery.message import MAX_SUBJECT, header_text
 from lojal.errors import HeaderInjectionError, Problem, ProjectError, RenderError
 from lojal.paths import Paths
 from lojal.render.catalog import (SHARED_DIR, STRING_PLACEHOLDER, STRINGS_FILE, Catalog, read_catalog,
@@ -34,7 +35,6 @@ SUBJECT_KEY = "subject"
 PREHEADER_KEY = "preheader"
 _HREF = re.compile(r'href="([^"]*)"')
 _SINGLE_EXPRESSION = re.compile(r"^\{\{\s*(.+?)\s*\}\}$", re.DOTALL)
-_HEADER_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -159,9 +159,11 @@ class TemplateSet:
             preheader = compiled.preheader.render(data).strip()
             html = compiled.html.render(data)
             text = tidy_text(compiled.text.render(data))
-        if _HEADER_FORBIDDEN.search(subject):
+        try:
+            subject = header_text("Subject", subject, MAX_SUBJECT)
+        except HeaderInjectionError:
             raise HeaderInjectionError(f"subject of '{template}' ({locale}) contains a line break or control "
-                                       f"character: {subject!r}")
+                                       f"character: {subject[:80]!r}") from None
         return RenderedEmail(subject=subject, preheader=preheader, html=html, text=text)
 
     def render_html_compiling_per_recipient(self, template: str, locale: str, context: Mapping[str, Any],
