@@ -210,6 +210,7 @@ def compile_templates(paths: Paths, config: ProjectConfig, names: Iterable[str] 
     shown = paths.relative
     shared = read_catalog(paths.templates_dir / SHARED_DIR / STRINGS_FILE,
                           shown(paths.templates_dir / SHARED_DIR / STRINGS_FILE), problems)
+    shared_broken = bool(problems)  # every template would report knock-on errors: report the cause only
     environments = Environments.build(config.tracking, shared, config.brand.money_formats)
     brand = brand_context(config.brand)
     compiled: dict[tuple[str, str], CompiledTemplate] = {}
@@ -222,7 +223,10 @@ def compile_templates(paths: Paths, config: ProjectConfig, names: Iterable[str] 
                                     f"template '{name}' is used by a campaign but {shown(source_path)} does not exist"))
             continue
         strings_path = template_dir / STRINGS_FILE
+        before = len(problems)
         catalog = shared.merged_with(read_catalog(strings_path, shown(strings_path), problems))
+        if shared_broken or len(problems) > before:
+            continue  # a broken strings file: its own problems say what to fix, not knock-on errors
         catalogs[name] = catalog
         try:
             expanded = expand_includes(source_path, shown)
