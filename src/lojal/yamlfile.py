@@ -210,13 +210,37 @@ def did_you_mean(word: str, choices: list[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+def _in_data(data: Any, loc: PathKey) -> PathKey:
+    """`loc` without pydantic's own parts (union members such as `list[str]`, validator names):
+    only the keys and indices that exist in the data, then the rest of the key path as is."""
+    kept: list[str | int] = []
+    current = data
+    for i, part in enumerate(loc):
+        if isinstance(current, dict) and part in current:
+            current = current[part]
+        elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
+            current = current[part]
+        elif isinstance(part, str) and (part.startswith("function-") or "[" in part or part in _TYPE_TAGS
+                                        or part[:1].isupper()):
+            continue
+        else:
+            kept.extend(loc[i:])
+            break
+        kept.append(part)
+    return tuple(kept)
+
+
+_TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict", "none", "date", "datetime", "url", "email",
+              "literal", "tagged-union", "union", "json-or-python", "lax-or-strict", "chain", "is-instance"}
+
+
 def pydantic_problems(doc: YamlDocument, exc: ValidationError, model: type[BaseModel], base: PathKey = ()) -> list[Problem]:
     problems = []
     suggested: set[PathKey] = set()  # (parent..., key) a misspelt key already points to
     missing: list[PathKey] = []
+    messages: dict[PathKey, list[str]] = {}  # one problem per place: union branches joined
     for err in exc.errors(include_url=False):
-        loc = base + tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-        field_name = ".".join(str(p) for p in loc)
+        loc = base + _in_data(_at(doc.data, base), tuple(err["loc"]))
         if err["type"] == "extra_forbidden":
             key = str(loc[-1])
             allowed = _fields_at(model, loc[len(base):-1])
@@ -233,9 +257,24 @@ def pydantic_problems(doc: YamlDocument, exc: ValidationError, model: type[BaseM
             msg = err["msg"]
             if msg.startswith("Value error, "):
                 msg = msg[len("Value error, "):]
-            problems.append(doc.problem(loc, f"{field_name}: {msg}" if field_name else msg))
+            found = messages.setdefault(loc, [])
+            if msg not in found:
+                found.append(msg)
+    for loc, found in messages.items():
+        field_name = ".".join(str(p) for p in loc)
+        msg = found[0] + "".join(" or " + m.removeprefix("Input should be ") for m in found[1:])
+        problems.append(doc.problem(loc, f"{field_name}: {msg}" if field_name else msg))
     problems += [doc.problem(loc, f"missing required key '{loc[-1]}'") for loc in missing if loc not in suggested]
     return sorted(set(problems), key=lambda p: (p.line or 0, p.col or 0, p.message))
+
+
+def _at(data: Any, loc: PathKey) -> Any:
+    for part in loc:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
 
 
 def validate_document(doc: YamlDocument, model: type[M], context: dict | None = None) -> M:
