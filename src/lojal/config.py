@@ -18,6 +18,7 @@ from lojal.yamlfile import read_yaml, validate_document
 LOCALES = ("en", "nb", "sv", "da")
 Locale = Literal["en", "nb", "sv", "da"]
 _ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_TEMPLATE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # A CLDR currency pattern: text around one number part such as #,##0.00 (Babel accepts any text).
 _MONEY_PATTERN = re.compile(r"^(?P<before>[^#0.,;]*)#*(?:,#*)?0[0,]*(?:\.0+)?(?P<after>[^#0.,;]*)$")
@@ -62,6 +63,14 @@ class Campaign(_Strict):
     def _id_shape(cls, v: str) -> str:
         if not _ID.match(v):
             raise ValueError("use lower-case letters, digits and _ (start with a letter), e.g. 'win_back'")
+        return v
+
+    @field_validator("template")
+    @classmethod
+    def _template_folder(cls, v: str) -> str:
+        if not _TEMPLATE.match(v):
+            raise ValueError(f"'{v[:60]}' is not a folder name under templates/: use letters, digits, _ and - "
+                             "(no paths, no '..')")
         return v
 
 

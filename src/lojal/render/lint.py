@@ -79,7 +79,7 @@ class _SourceScanner(HTMLParser):
 
 def _source_problems(paths: Paths, name: str) -> list[Problem]:
     try:
-        source = expand_includes(paths.templates_dir / name / TEMPLATE_FILE, paths.relative)
+        source = expand_includes(paths.templates_dir / name / TEMPLATE_FILE, paths.relative, paths.templates_dir)
     except SourceError:
         return []  # already reported by compile_templates
     scanner = _SourceScanner(source)

@@ -25,9 +25,10 @@ from lojal.errors import HeaderInjectionError, Problem, ProjectError, RenderErro
 from lojal.paths import Paths
 from lojal.render.catalog import (SHARED_DIR, STRING_PLACEHOLDER, STRINGS_FILE, Catalog, read_catalog,
                                   substitute_strings)
-from lojal.render.jinja_env import make_environment
+from lojal.render.jinja_env import TemplateLimitError, make_environment, render_bounded, render_budget
 from lojal.render.mjml_compile import MjmlCompileError, MjmlCompiler, PythonMjml
-from lojal.render.sources import ExpandedSource, SourceError, check_structure, expand_includes
+from lojal.render.sources import (ExpandedSource, SourceError, check_structure, expand_includes, inside,
+                                  stray_include)
 from lojal.render.text import text_template_from_html, tidy_text
 
 TEMPLATE_FILE = "email.mjml"
@@ -154,11 +155,11 @@ class TemplateSet:
         """Personalize one e-mail: Jinja only, the MJML was compiled at load time."""
         compiled = self._get(template, locale)
         data = self._context(locale, context)
-        with _render_errors(template, locale):
-            subject = compiled.subject.render(data).strip()
-            preheader = compiled.preheader.render(data).strip()
-            html = compiled.html.render(data)
-            text = tidy_text(compiled.text.render(data))
+        with _render_errors(template, locale), render_budget():
+            subject = render_bounded(compiled.subject, data).strip()
+            preheader = render_bounded(compiled.preheader, data).strip()
+            html = render_bounded(compiled.html, data)
+            text = tidy_text(render_bounded(compiled.text, data))
         try:
             subject = header_text("Subject", subject, MAX_SUBJECT)
         except HeaderInjectionError:
@@ -176,8 +177,8 @@ class TemplateSet:
         compiled = self._get(template, locale)
         if compiled._per_recipient_source is None:
             compiled._per_recipient_source = self.environments.html[locale].from_string(compiled.mjml_source)
-        with _render_errors(template, locale):
-            mjml = compiled._per_recipient_source.render(self._context(locale, context))
+        with _render_errors(template, locale), render_budget():
+            mjml = render_bounded(compiled._per_recipient_source, self._context(locale, context))
         return (compiler or self.compiler).compile(mjml)
 
 
@@ -189,9 +190,17 @@ def _render_errors(template: str, locale: str) -> Iterator[None]:
         yield
     except UndefinedError as exc:
         raise RenderError(f"{where}: undefined variable: {exc.message}") from exc
+    except TemplateLimitError as exc:
+        raise RenderError(f"{where}: over a limit: {exc}") from exc
     except SecurityError as exc:
         raise RenderError(f"{where}: not allowed in templates: {exc}") from exc
     except (TemplateError, TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise RenderError(f"{where}: {type(exc).__name__}: {exc}") from exc
+    except RecursionError as exc:
+        raise RenderError(f"{where}: over a limit: recursion too deep (a macro calling itself?)") from exc
+    except (HeaderInjectionError, RenderError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever one e-mail's data does, it fails that e-mail only
         raise RenderError(f"{where}: {type(exc).__name__}: {exc}") from exc
 
 
@@ -218,6 +227,10 @@ def compile_templates(paths: Paths, config: ProjectConfig, names: Iterable[str] 
     for name in (template_names(config) if names is None else names):
         template_dir = paths.templates_dir / name
         source_path = template_dir / TEMPLATE_FILE
+        if not inside(paths.templates_dir, template_dir):
+            problems.append(Problem(shown(template_dir), None, None, f"template '{name}' resolves outside templates/ "
+                                    "(a symlink?): templates must be inside the templates folder"))
+            continue
         if not source_path.is_file():
             problems.append(Problem(shown(source_path), None, None,
                                     f"template '{name}' is used by a campaign but {shown(source_path)} does not exist"))
@@ -229,7 +242,7 @@ def compile_templates(paths: Paths, config: ProjectConfig, names: Iterable[str] 
             continue  # a broken strings file: its own problems say what to fix, not knock-on errors
         catalogs[name] = catalog
         try:
-            expanded = expand_includes(source_path, shown)
+            expanded = expand_includes(source_path, shown, paths.templates_dir)
         except SourceError as exc:
             problems.append(exc.problem)
             continue
@@ -246,6 +259,10 @@ def compile_templates(paths: Paths, config: ProjectConfig, names: Iterable[str] 
 def _compile_one(name: str, locale: str, expanded: ExpandedSource, catalog: Catalog, environments: Environments,
                  compiler: MjmlCompiler, strings_shown: str, brand: Mapping[str, Any]) -> CompiledTemplate | list[Problem]:
     source, unknown = substitute_strings(expanded.text, catalog, locale)
+    stray = stray_include(source)
+    if stray is not None:  # a string brought one in: the compiler would read the file it names
+        return [_at(expanded.origin(source.count("\n", 0, stray) + 1),
+                    f"mj-include inside a string of {strings_shown} is not allowed: strings are text")]
     problems = [_at(expanded.origin(_line_of(expanded.text, f"t.{key}")),
                     f"unknown string 't.{key}': add it to {strings_shown}") for key in dict.fromkeys(unknown)]
     for key in (SUBJECT_KEY, PREHEADER_KEY):
