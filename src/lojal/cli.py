@@ -19,8 +19,9 @@ from lojal.errors import LojalError
 
 app = typer.Typer(help="Lojal: retention e-mail for online shops, versioned in git.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
-console = Console()
-err_console = Console(stderr=True)
+# soft_wrap: a message is one line however narrow the terminal (CI and editors parse them).
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 ProjectOpt = Annotated[Optional[Path], typer.Option("--project", help="folder with config/, segments/, templates/ (default: current)")]
 DateOpt = Annotated[Optional[str], typer.Option("--date", help="run date YYYY-MM-DD (default: today in the shop's time zone)")]
@@ -34,6 +35,11 @@ def parse_date(value: str | None, option: str = "--date") -> date | None:
         return date.fromisoformat(value)
     except ValueError:
         raise typer.BadParameter(f"{value!r} is not a date; use YYYY-MM-DD, e.g. 2026-11-24", param_hint=option) from None
+
+
+def one_line(text: str) -> str:
+    """A message on one line: line breaks inside it (a quoted value, a YAML excerpt) escaped."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
 def show_progress() -> bool:
@@ -117,10 +123,10 @@ def check(
     errors = [p for p in problems if p.severity == "error"]
     if as_json:
         print(json.dumps({"ok": not errors, "problems": [p.to_dict() for p in problems]}, ensure_ascii=False, indent=2))
-    else:
+    else:  # plain lines, never wrapped: `path:line:col: message`, one problem per line
         for p in problems:
-            (err_console if p.severity == "error" else console).print(str(p), markup=False, highlight=False)
-        console.print(f"{len(errors)} error(s), {len(problems) - len(errors)} warning(s)" if problems else "All files are valid.")
+            typer.echo(one_line(str(p)), err=p.severity == "error")
+        typer.echo(f"{len(errors)} error(s), {len(problems) - len(errors)} warning(s)" if problems else "All files are valid.")
     raise typer.Exit(1 if errors else 0)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping
 
 from jinja2 import Template, TemplateSyntaxError, UndefinedError
@@ -55,6 +55,7 @@ class CompiledTemplate:
     text: Template
     subject: Template
     preheader: Template
+    origins: list[tuple[str, int]] = field(default_factory=list)  # (file, line) of each line of mjml_source
     _per_recipient_source: Template | None = None
 
 
@@ -167,6 +168,29 @@ class TemplateSet:
                                        f"character: {subject[:80]!r}") from None
         return RenderedEmail(subject=subject, preheader=preheader, html=html, text=text)
 
+    def locate_failure(self, template: str, locale: str, context: Mapping[str, Any]) -> tuple[str, int | None] | None:
+        """Where rendering this context fails: ("subject"/"preheader", None) for a string, or the
+        (file, line) in the MJML source (by rendering the source itself, Jinja only); None if it
+        does not fail there."""
+        compiled = self._get(template, locale)
+        data = self._context(locale, context)
+        for key, part in (("subject", compiled.subject), ("preheader", compiled.preheader)):
+            try:
+                with render_budget():
+                    render_bounded(part, data)
+            except Exception:  # noqa: BLE001 - we only want to know where
+                return (key, None)
+        if compiled._per_recipient_source is None:
+            compiled._per_recipient_source = self.environments.html[locale].from_string(compiled.mjml_source)
+        try:
+            with render_budget():
+                render_bounded(compiled._per_recipient_source, data)
+        except Exception as exc:  # noqa: BLE001
+            line = _template_line(exc)
+            if line and compiled.origins:
+                return compiled.origins[min(line, len(compiled.origins)) - 1]
+        return None
+
     def render_html_compiling_per_recipient(self, template: str, locale: str, context: Mapping[str, Any],
                                             compiler: MjmlCompiler | None = None) -> str:
         """The slow reference path: Jinja on the MJML source, then compile MJML for this recipient.
@@ -180,6 +204,17 @@ class TemplateSet:
         with _render_errors(template, locale), render_budget():
             mjml = render_bounded(compiled._per_recipient_source, self._context(locale, context))
         return (compiler or self.compiler).compile(mjml)
+
+
+def _template_line(exc: BaseException) -> int | None:
+    """The template line an exception was raised at (Jinja rewrites tracebacks to template lines)."""
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
 
 
 @contextmanager
@@ -291,7 +326,7 @@ def _compile_one(name: str, locale: str, expanded: ExpandedSource, catalog: Cata
         return [Problem(where, None, None, f"MJML compiler ({compiler.name}) failed: {exc}")]
     try:
         return CompiledTemplate(
-            name=name, locale=locale, mjml_source=source,
+            name=name, locale=locale, mjml_source=source, origins=list(expanded.origins),
             html=_template(html_env, compiled_html),
             text=_template(text_env, text_template_from_html(compiled_html)),
             subject=_template(text_env, fold_constants(catalog.text(SUBJECT_KEY, locale)[0], brand, locale,  # type: ignore[index]
