@@ -161,6 +161,11 @@ def runs(
         table.add_row(str(record["id"]), record["run_date"], record["started_at"][:16].replace("T", " "), took,
                       record["status"], *("" if record[k] is None else f"{record[k]:,}" for k in ("delivered", "failed")))
     console.print(table)
+    failures = [(record["id"], error) for record in map(_run_record, frame.to_dict("records")) for error in record["errors"]]
+    if failures:
+        console.print("Why messages failed (first reasons per campaign; every one is in the send ledger):")
+        for run_id, error in failures:
+            typer.echo(one_line(f"  run {run_id}: {error}"))
     console.print(f"Funnel charts: {paths.state / 'runs' / '<date>' / 'report.html'}", highlight=False)
 
 
@@ -172,7 +177,8 @@ def _run_record(row: dict) -> dict:
     return {"id": int(row["id"]), "run_date": pd.Timestamp(row["run_date"]).date().isoformat(),
             "started_at": started.isoformat(), "finished_at": finished.isoformat() if finished else None,
             "seconds": (finished - started).total_seconds() if finished else None, "status": row["status"],
-            **{k: None if pd.isna(row[k]) else int(row[k]) for k in ("delivered", "failed")}}
+            **{k: None if pd.isna(row[k]) else int(row[k]) for k in ("delivered", "failed")},
+            "errors": list(row.get("errors") or [])}
 
 
 def _register_subcommands() -> None:

@@ -162,13 +162,14 @@ def build_messages(night: Night, campaign: Campaign, batch: pd.DataFrame) -> tup
         return _build_batch(night, campaign, batch)
     except Exception as exc:  # noqa: BLE001
         if len(batch) <= 1:
-            return [], {message_id: failure_reason(exc) for message_id in batch["message_id"]}
+            return [], {message_id: failure_reason(exc, int(customer_id))
+                        for message_id, customer_id in zip(batch["message_id"], batch["customer_id"])}
     messages, failures = [], {}
     for start in range(len(batch)):
         try:
             built, failed = _build_batch(night, campaign, batch.iloc[start:start + 1])
         except Exception as exc:  # noqa: BLE001
-            built, failed = [], {batch["message_id"].iloc[start]: failure_reason(exc)}
+            built, failed = [], {batch["message_id"].iloc[start]: failure_reason(exc, int(batch["customer_id"].iloc[start]))}
         messages += built
         failures.update(failed)
     return messages, failures
@@ -191,14 +192,15 @@ def _build_batch(night: Night, campaign: Campaign, batch: pd.DataFrame) -> tuple
             messages.append(_message(night, campaign, customers[cid], occasion_key, message_id,
                                      last_orders.get(cid), recommendations.get(cid, [])))
         except Exception as exc:  # noqa: BLE001 - one recipient's data never stops the others
-            failures[message_id] = failure_reason(exc)
+            failures[message_id] = failure_reason(exc, cid)
     return messages, failures
 
 
-def failure_reason(exc: BaseException) -> str:
-    """The ledger's and the report's text for a message that could not be built."""
+def failure_reason(exc: BaseException, customer_id: int | None = None) -> str:
+    """The ledger's and the report's text for a message that could not be built or handed over."""
     kind = type(exc).__name__ if isinstance(exc, LojalError) else f"unexpected {type(exc).__name__}"
-    return f"{kind}: {exc}"[:2000]
+    who = f"customer {customer_id}: " if customer_id is not None else ""
+    return f"{who}{kind}: {exc}"[:2000]
 
 
 def _optional(value):
@@ -305,7 +307,7 @@ def _one_by_one(backend: DeliveryBackend, messages: list[OutgoingMessage]) -> li
         except DeliveryError:
             raise
         except Exception as exc:  # noqa: BLE001
-            results.append(DeliveryResult(message.message_id, False, error=failure_reason(exc)))
+            results.append(DeliveryResult(message.message_id, False, error=failure_reason(exc, message.customer_id)))
     return results
 
 
