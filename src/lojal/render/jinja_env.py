@@ -216,10 +216,14 @@ def render_bounded(template: Template, data: Mapping[str, Any]) -> str:
     context = template.new_context(dict(data))
     try:
         parts, total = [], 0
-        for count, chunk in enumerate(template.root_render_func(context)):
+        chunks = template.root_render_func(context)
+        for count, chunk in enumerate(chunks):
             total += len(chunk)
             if total > MAX_CHARS:
-                raise TemplateLimitError(f"one e-mail's output is over {MAX_CHARS // 1_000_000} million characters")
+                error = TemplateLimitError(f"one e-mail's output is over {MAX_CHARS // 1_000_000} million characters")
+                frame = getattr(chunks, "gi_frame", None)
+                error.template_lineno = template.get_corresponding_lineno(frame.f_lineno) if frame else None
+                raise error
             if count & 255 == 255:
                 budget.tick(0)
             parts.append(chunk)

@@ -208,10 +208,10 @@ class TemplateSet:
 
 def _template_line(exc: BaseException) -> int | None:
     """The template line an exception was raised at (Jinja rewrites tracebacks to template lines)."""
-    line = None
+    line = getattr(exc, "template_lineno", None)
     tb = exc.__traceback__
     while tb is not None:
-        if tb.tb_frame.f_code.co_filename == "<template>":
+        if tb.tb_frame.f_code.co_filename == "<template>" and getattr(exc, "template_lineno", None) is None:
             line = tb.tb_lineno
         tb = tb.tb_next
     return line
@@ -263,7 +263,7 @@ def compile_templates(paths: Paths, config: ProjectConfig, names: Iterable[str] 
         template_dir = paths.templates_dir / name
         source_path = template_dir / TEMPLATE_FILE
         if not inside(paths.templates_dir, template_dir):
-            problems.append(Problem(shown(template_dir), None, None, f"template '{name}' resolves outside templates/ "
+            problems.append(Problem(f"{shown(paths.templates_dir)}/{name}", None, None, f"template '{name}' resolves outside templates/ "
                                     "(a symlink?): templates must be inside the templates folder"))
             continue
         if not source_path.is_file():

@@ -352,7 +352,8 @@ class SegmentParser:
                 self.fail(at, f"'{feature}' is a number; got {describe(value)}: write a number such as 3 or 2.5, without quotes")
                 return _INVALID
             if not abs(value) <= MAX_NUMBER:  # also catches NaN
-                self.fail(at, f"'{feature}': {describe(value)} is out of range: use a number between "
+                shown = describe(value) if len(describe(value)) <= 20 else describe(value)[:12] + "\u2026"
+                self.fail(at, f"'{feature}': {shown} is out of range: use a number between "
                           f"-{MAX_NUMBER:.0e} and {MAX_NUMBER:.0e}")
                 return _INVALID
             return float(value)

@@ -173,7 +173,7 @@ def validate_rows(path: Path, kind: str, raw: pd.DataFrame, mapping: dict[str, s
                 problems.append(Problem(str(path), _row_label(path, i), None, f"column '{their}': {error}"))
             values.append(converted)
         out[col.name] = values
-    return pd.DataFrame(out), problems
+    return pd.DataFrame(out), sorted(problems, key=lambda p: (p.line or 0))
 
 
 def _check_keys(path: Path, kind: str, frame: pd.DataFrame, engine: Engine) -> list[Problem]:
