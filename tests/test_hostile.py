@@ -100,7 +100,7 @@ TEMPLATE_CASES = {
     "string_multiplication": _per_locale(12, "over a limit: '*' would build a value over the limit of 2,000,000"),
     "string_doubling": _per_locale(12, "over a limit: a value of 3,145,728 characters or items is over the limit "
                                        "of 2,000,000"),
-    "format_width": _per_locale(12, "over a limit: a format width or precision of six or more digits is not allowed"),
+    "format_width": _per_locale(12, "over a limit: a format width or precision of six or more digits, or one taken from the arguments, is not allowed"),
     "filter_width": _per_locale(12, "over a limit: the number 1000000000 is too large here (at most 100,000)"),
     "macro_recursion": _per_locale(12, "over a limit: recursion too deep (a macro calling itself?)"),
     "huge_output": _per_locale(12, "over a limit: one e-mail's output is over 2 million characters"),

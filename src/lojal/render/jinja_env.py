@@ -23,6 +23,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache, wraps
+from itertools import islice
 from string import Formatter
 from typing import Any, Callable, Mapping
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -168,7 +169,8 @@ MAX_CHARS = 2_000_000  # any one value, and an e-mail's output
 MAX_SIZE_ARGUMENT = 100_000  # an integer passed to a string method or filter (widths, counts)
 LOOP_GUARD = "__lojal_loop"
 SIZE_GUARD = "__lojal_size"
-_HUGE_WIDTH = re.compile(r"(?:%[-+ #0]*|[:.<>^=]|\*)\d{6,}")
+# A width or precision of six digits or more, or one taken from the arguments (`%*d`, `{:{}}`).
+_HUGE_WIDTH = re.compile(r"(?:%[-+ #0]*|[:.<>^=])\d{6,}|%[-+ #0]*\*|%[-+ #0]*\d*\.\*|\{[^{}]*:[^{}]*\{")
 
 
 class TemplateLimitError(SecurityError):
@@ -180,10 +182,18 @@ class RenderBudget:
     deadline: float
     iterations: int = MAX_ITERATIONS
 
+    calls: int = 0
+
     def tick(self, count: int = 1) -> None:
+        """Spend `count` loop iterations (0 for a call); the clock is read every 64th time."""
         self.iterations -= count
         if self.iterations < 0:
             raise TemplateLimitError(f"more than {MAX_ITERATIONS:,} loop iterations in one e-mail")
+        self.calls += 1
+        if self.calls & 63 == 0:
+            self.check_time()
+
+    def check_time(self) -> None:
         if time.monotonic() > self.deadline:
             raise TemplateLimitError(f"rendering one e-mail took longer than {MAX_SECONDS:g} s")
 
@@ -215,19 +225,22 @@ def render_bounded(template: Template, data: Mapping[str, Any]) -> str:
     budget = _budget()
     context = template.new_context(dict(data))
     try:
-        parts, total = [], 0
+        parts: list[str] = []
+        total = 0
         chunks = template.root_render_func(context)
-        for count, chunk in enumerate(chunks):
-            total += len(chunk)
+        while True:  # in blocks: the length check runs in C, and stops a runaway loop early
+            block = list(islice(chunks, 64))
+            if not block:
+                return "".join(parts)
+            total += sum(map(len, block))
             if total > MAX_CHARS:
                 error = TemplateLimitError(f"one e-mail's output is over {MAX_CHARS // 1_000_000} million characters")
                 frame = getattr(chunks, "gi_frame", None)
                 error.template_lineno = template.get_corresponding_lineno(frame.f_lineno) if frame else None
                 raise error
-            if count & 255 == 255:
-                budget.tick(0)
-            parts.append(chunk)
-        return "".join(parts)
+            parts += block
+            if len(block) == 64:
+                budget.check_time()
     except Exception:
         return template.environment.handle_exception()
 
@@ -260,7 +273,7 @@ def _check_arguments(args: tuple, kwargs: Mapping[str, Any]) -> None:
 
 def _refuse_huge_width(template: Any) -> None:
     if isinstance(template, str) and _HUGE_WIDTH.search(template):
-        raise TemplateLimitError("a format width or precision of six or more digits is not allowed")
+        raise TemplateLimitError("a format width or precision of six or more digits, or one taken from the arguments, is not allowed")
 
 
 _SIZING_TYPES = (str, bytes, list, tuple, dict)
@@ -276,9 +289,10 @@ def bounded_filter(function: Callable[..., Any]) -> Callable[..., Any]:
     def bounded(*args: Any, **kwargs: Any) -> Any:
         _budget().tick(0)
         if builtin:
-            _check_arguments(args[skip:], kwargs)
             if function.__name__ == "do_format" and len(args) >= skip:
-                _refuse_huge_width(args[skip - 1])
+                _refuse_huge_width(args[skip - 1])  # its arguments are values, not sizes
+            else:
+                _check_arguments(args[skip:], kwargs)
         return _check_size(function(*args, **kwargs))
 
     return bounded
@@ -290,7 +304,7 @@ class _SizeGuards(NodeTransformer):
 
     def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
         self.generic_visit(node)
-        return nodes.Call(nodes.Name(SIZE_GUARD, "load"), [node], [], None, None).set_lineno(node.lineno)
+        return nodes.Filter(node, SIZE_GUARD, [], [], None, None).set_lineno(node.lineno)
 
 
 def _sized(operator: str, left: Any, right: Any) -> int:
@@ -324,13 +338,12 @@ class DataSandbox(SandboxedEnvironment):
             raise TemplateLimitError("a power with an exponent over 64 is not allowed")
         if operator == "%" and isinstance(left, str):
             _refuse_huge_width(left)
-            _check_arguments(right if isinstance(right, tuple) else (right,), {})
         return _check_size(super().call_binop(context, operator, left, right))
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
         _budget().tick(0)
         if isinstance(getattr(__obj, "__self__", None), _SIZING_TYPES) or __obj is range \
-                or getattr(__obj, "__name__", "") == "safe_range" or getattr(__obj, "lojal_format", False):
+                or getattr(__obj, "__name__", "") == "safe_range":
             _check_arguments(args, kwargs)
         return _check_size(SandboxedEnvironment.call(__self, __context, __obj, *args, **kwargs))
 
@@ -344,14 +357,12 @@ class DataSandbox(SandboxedEnvironment):
             _refuse_huge_width(template)
             return wrapped(*args, **kwargs)
 
-        checked.lojal_format = True  # type: ignore[attr-defined]  # its arguments are checked in call()
         return checked
 
     def _generate(self, source: nodes.Template, name: str | None, filename: str | None,
                   defer_init: bool = False) -> str:
         for loop in source.find_all(nodes.For):  # every loop spends the render budget
-            guarded = nodes.Call(nodes.Name(LOOP_GUARD, "load"), [loop.iter], [], None, None)
-            loop.iter = guarded.set_lineno(loop.iter.lineno)
+            loop.iter = nodes.Filter(loop.iter, LOOP_GUARD, [], [], None, None).set_lineno(loop.iter.lineno)
         source = _SizeGuards().visit(source)
         return super()._generate(source, name, filename, defer_init)
 
@@ -384,7 +395,10 @@ def make_environment(locale: str, tracking: Tracking, reason_text: ReasonLookup,
         utm=_utm_filter(tracking),
         reason=_reason_filter(reason_text, autoescape=html, env=env),
     )
-    env.filters = {name: bounded_filter(f) for name, f in env.filters.items()}
-    env.globals[LOOP_GUARD] = loop_guard
-    env.globals[SIZE_GUARD] = size_guard
+    # Jinja's own filters can size strings from numbers (center, indent, wordwrap, format): bounded.
+    # Ours return short formatted text and are left as they are (the costliest part of a render).
+    env.filters.update({name: bounded_filter(f) for name, f in env.filters.items()
+                        if getattr(f, "__module__", "") == "jinja2.filters"})
+    env.filters[LOOP_GUARD] = loop_guard
+    env.filters[SIZE_GUARD] = size_guard
     return env
