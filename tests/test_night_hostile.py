@@ -23,7 +23,6 @@ from lojal.store import connect, schema
 from lojal.store.schema import send_ledger
 
 RUN_DATE = date(2026, 11, 24)
-pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.slow]
 
 
 def _tonights_recipients(project: Path) -> list[tuple[str, int]]:
@@ -36,6 +35,8 @@ def _tonights_recipients(project: Path) -> list[tuple[str, int]]:
     return [(a.campaign.id, int(c)) for a in audiences for c in a.recipients["customer_id"][:2]]
 
 
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_harness")
 def test_malformed_customers_fail_alone_and_are_explained(project):
     engine = connect(Paths.resolve(project).database_url)
     write_sample_shop(engine, generate_shop(600, seed=5, until=RUN_DATE), replace=False)
@@ -75,3 +76,27 @@ def test_malformed_customers_fail_alone_and_are_explained(project):
     assert any(e.startswith(f"{camp_c}: customer {no_locale}: RenderError") for e in runs[0]["errors"])
     report = Path(result["report"]).read_text(encoding="utf-8")
     assert f"customer {injector}: HeaderInjectionError" in report and "Why messages failed" in report
+
+
+def test_a_message_the_backend_cannot_take_fails_alone(tmp_path):
+    from lojal import ledger
+    from lojal.config import Tracking
+    from lojal.delivery import OutboxBackend, OutgoingMessage
+    from lojal.store import init_schema
+
+    engine = connect(f"sqlite:///{tmp_path / 'store.db'}")
+    init_schema(engine)
+    rows = ledger.plan(engine, "news", RUN_DATE, pd.DataFrame({"customer_id": [1, 2, 3], "occasion_key": "once"}))
+    messages = [OutgoingMessage(message_id=m, campaign_id="news", customer_id=c, to_email=f"c{c}@example.com",
+                                to_name="X", from_email="shop@example.com", from_name="Shop", subject="Hi",
+                                html="<p>\ud800</p>" if c == 2 else "<p>hi</p>", text="hi")
+                for c, m in zip(rows["customer_id"], rows["message_id"])]  # a lone surrogate cannot be written
+    outcome = pipeline.deliver(engine, OutboxBackend(tmp_path / "outbox", Tracking()), messages)
+    # the batch is handed over again message by message: the first was delivered before the failure
+    assert outcome.delivered + outcome.duplicates == 2 and list(outcome.failed) == [rows["message_id"][1]]
+    assert sorted(p.stem for p in (tmp_path / "outbox" / "news").glob("*.eml")) == sorted(
+        [rows["message_id"][0], rows["message_id"][2]])
+    assert outcome.failed[rows["message_id"][1]].startswith("customer 2: unexpected UnicodeEncodeError")
+    with engine.connect() as conn:
+        states = dict(conn.execute(select(send_ledger.c.customer_id, send_ledger.c.state)).all())
+    assert states == {1: "sent", 2: "failed", 3: "sent"}
