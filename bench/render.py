@@ -276,7 +276,7 @@ def run_fidelity() -> list[dict[str, Any]]:
     rows = []
     with node:
         for name in sorted(catalogs):
-            expanded = expand_includes(paths.templates_dir / name / "email.mjml", paths.relative)
+            expanded = expand_includes(paths.templates_dir / name / "email.mjml", paths.relative, paths.templates_dir)
             source = track_links(substitute_strings(expanded.text, catalogs[name], "en")[0])
             reference = _formatting_normalized(node.compile(source))
             row: dict[str, Any] = {"template": name, "source_lines": source.count("\n") + 1,

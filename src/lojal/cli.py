@@ -19,8 +19,9 @@ from lojal.errors import LojalError
 
 app = typer.Typer(help="Lojal: retention e-mail for online shops, versioned in git.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
-console = Console()
-err_console = Console(stderr=True)
+# soft_wrap: a message is one line however narrow the terminal (CI and editors parse them).
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 ProjectOpt = Annotated[Optional[Path], typer.Option("--project", help="folder with config/, segments/, templates/ (default: current)")]
 DateOpt = Annotated[Optional[str], typer.Option("--date", help="run date YYYY-MM-DD (default: today in the shop's time zone)")]
@@ -34,6 +35,11 @@ def parse_date(value: str | None, option: str = "--date") -> date | None:
         return date.fromisoformat(value)
     except ValueError:
         raise typer.BadParameter(f"{value!r} is not a date; use YYYY-MM-DD, e.g. 2026-11-24", param_hint=option) from None
+
+
+def one_line(text: str) -> str:
+    """A message on one line: line breaks inside it (a quoted value, a YAML excerpt) escaped."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
 def show_progress() -> bool:
@@ -120,10 +126,10 @@ def check(
     errors = [p for p in problems if p.severity == "error"]
     if as_json:
         print(json.dumps({"ok": not errors, "problems": [p.to_dict() for p in problems]}, ensure_ascii=False, indent=2))
-    else:
+    else:  # plain lines, never wrapped: `path:line:col: message`, one problem per line
         for p in problems:
-            (err_console if p.severity == "error" else console).print(str(p), markup=False, highlight=False)
-        console.print(f"{len(errors)} error(s), {len(problems) - len(errors)} warning(s)" if problems else "All files are valid.")
+            typer.echo(one_line(str(p)), err=p.severity == "error")
+        typer.echo(f"{len(errors)} error(s), {len(problems) - len(errors)} warning(s)" if problems else "All files are valid.")
     raise typer.Exit(1 if errors else 0)
 
 
@@ -158,6 +164,11 @@ def runs(
         table.add_row(str(record["id"]), record["run_date"], record["started_at"][:16].replace("T", " "), took,
                       record["status"], *("" if record[k] is None else f"{record[k]:,}" for k in ("delivered", "failed")))
     console.print(table)
+    failures = [(record["id"], error) for record in map(_run_record, frame.to_dict("records")) for error in record["errors"]]
+    if failures:
+        console.print("Why messages failed (first reasons per campaign; every one is in the send ledger):")
+        for run_id, error in failures:
+            typer.echo(one_line(f"  run {run_id}: {error}"))
     console.print(f"Funnel charts: {paths.state / 'runs' / '<date>' / 'report.html'}", highlight=False)
 
 
@@ -169,7 +180,8 @@ def _run_record(row: dict) -> dict:
     return {"id": int(row["id"]), "run_date": pd.Timestamp(row["run_date"]).date().isoformat(),
             "started_at": started.isoformat(), "finished_at": finished.isoformat() if finished else None,
             "seconds": (finished - started).total_seconds() if finished else None, "status": row["status"],
-            **{k: None if pd.isna(row[k]) else int(row[k]) for k in ("delivered", "failed")}}
+            **{k: None if pd.isna(row[k]) else int(row[k]) for k in ("delivered", "failed")},
+            "errors": list(row.get("errors") or [])}
 
 
 def _register_subcommands() -> None:

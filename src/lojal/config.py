@@ -18,6 +18,7 @@ from lojal.yamlfile import read_yaml, validate_document
 LOCALES = ("en", "nb", "sv", "da")
 Locale = Literal["en", "nb", "sv", "da"]
 _ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_TEMPLATE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # A CLDR currency pattern: text around one number part such as #,##0.00 (Babel accepts any text).
 _MONEY_PATTERN = re.compile(r"^(?P<before>[^#0.,;]*)#*(?:,#*)?0[0,]*(?:\.0+)?(?P<after>[^#0.,;]*)$")
@@ -99,6 +100,14 @@ class FrequencyCap(_Strict):
         return f"at most {self.max} per {span}"
 
 
+def _template_name(v: str) -> str:
+    """A campaign's or an arm's template: a plain folder name under templates/ (never a path)."""
+    if not _TEMPLATE.match(v):
+        raise ValueError(f"'{v[:60]}' is not a folder name under templates/: use letters, digits, _ and - "
+                         "(no paths, no '..')")
+    return v
+
+
 class Arm(_Strict):
     """One variant of an A/B test: a share of the campaign's recipients gets this subject and/or template."""
     name: str = Field(description="recorded with each send, e.g. 'a', 'short_subject'")
@@ -113,6 +122,11 @@ class Arm(_Strict):
         if not _ID.match(v):
             raise ValueError("use lower-case letters, digits and _ (start with a letter), e.g. 'short_subject'")
         return v
+
+    @field_validator("template")
+    @classmethod
+    def _template_folder(cls, v: str | None) -> str | None:
+        return v if v is None else _template_name(v)
 
 
 class Offer(_Strict):
@@ -161,6 +175,11 @@ class Campaign(_Strict):
         """The quiet hours that apply: the campaign's own, else the file's."""
         own = self.send_time.quiet_hours if self.send_time else None
         return own or default
+
+    @field_validator("template")
+    @classmethod
+    def _template_folder(cls, v: str) -> str:
+        return _template_name(v)
 
 
 class CampaignsFile(_Strict):

@@ -5,6 +5,7 @@
     ├── DataImportError             a CSV/Parquet import was rejected (carries Problems, nothing written)
     ├── StoreError                  the database is missing, unreachable or not initialised
     ├── RenderError                 a template failed for one recipient (undefined variable, ...)
+    ├── AddressError                not a deliverable e-mail address (lojal.addresses), or one Lojal cannot send to
     ├── HeaderInjectionError        CR/LF or other control characters in a header value
     └── DeliveryError               a delivery backend failed; `retryable` says whether to try again
 
@@ -64,6 +65,10 @@ class StoreError(LojalError):
 
 class RenderError(LojalError):
     """Rendering one message failed."""
+
+
+class AddressError(LojalError, ValueError):
+    """Text that is not a deliverable e-mail address (lojal.addresses); the message says why."""
 
 
 class HeaderInjectionError(LojalError, ValueError):

@@ -18,9 +18,10 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from lojal import ledger, runlog
+from lojal.addresses import sendable
 from lojal.config import Campaign, CampaignsFile, ProjectConfig, check_config, load_config_parts
-from lojal.delivery import DeliveryBackend, OutgoingMessage
-from lojal.errors import LojalError, Problem, ProjectError
+from lojal.delivery import DeliveryBackend, DeliveryResult, OutgoingMessage
+from lojal.errors import DeliveryError, LojalError, Problem, ProjectError
 from lojal.features import compute_features
 from lojal.markets import MarketCatalogue
 from lojal.paths import Paths
@@ -158,7 +159,27 @@ def batches(frame: pd.DataFrame, size: int) -> list[pd.DataFrame]:
 
 
 def build_messages(night: Night, campaign: Campaign, batch: pd.DataFrame) -> tuple[list[OutgoingMessage], dict[str, str]]:
-    """Recommend, render and address one batch; per-recipient failures are returned, not raised."""
+    """Recommend, render and address one batch; per-recipient failures are returned, not raised.
+    Should a step done for the whole batch at once fail, each recipient is built alone, so only
+    the recipient whose data breaks it fails."""
+    try:
+        return _build_batch(night, campaign, batch)
+    except Exception as exc:  # noqa: BLE001
+        if len(batch) <= 1:
+            return [], {message_id: failure_reason(exc, int(customer_id))
+                        for message_id, customer_id in zip(batch["message_id"], batch["customer_id"])}
+    messages, failures = [], {}
+    for start in range(len(batch)):
+        try:
+            built, failed = _build_batch(night, campaign, batch.iloc[start:start + 1])
+        except Exception as exc:  # noqa: BLE001
+            built, failed = [], {batch["message_id"].iloc[start]: failure_reason(exc, int(batch["customer_id"].iloc[start]))}
+        messages += built
+        failures.update(failed)
+    return messages, failures
+
+
+def _build_batch(night: Night, campaign: Campaign, batch: pd.DataFrame) -> tuple[list[OutgoingMessage], dict[str, str]]:
     ids = batch["customer_id"].astype("int64").to_numpy()
     customers = _customer_contexts(night, ids)
     last_orders = _last_orders(night.data, night.features, ids)
@@ -175,8 +196,8 @@ def build_messages(night: Night, campaign: Campaign, batch: pd.DataFrame) -> tup
         try:
             messages.append(_message(night, campaign, customers[cid], occasion_key, message_id,
                                      last_orders.get(cid), recommendations.get(cid, [])))
-        except LojalError as exc:
-            failures[message_id] = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # noqa: BLE001 - one recipient's data never stops the others
+            failures[message_id] = failure_reason(exc, cid)
     return messages, failures
 
 
@@ -201,6 +222,13 @@ def _localize_orders(night: Night, customers: dict[int, dict], last_orders: dict
     for cid, order in last_orders.items():
         for item in order["items"]:
             night.catalogue.localize(item, None, customers[cid]["locale"], reprice=False)
+
+
+def failure_reason(exc: BaseException, customer_id: int | None = None) -> str:
+    """The ledger's and the report's text for a message that could not be built or handed over."""
+    kind = type(exc).__name__ if isinstance(exc, LojalError) else f"unexpected {type(exc).__name__}"
+    who = f"customer {customer_id}: " if customer_id is not None else ""
+    return f"{who}{kind}: {exc}"[:2000]
 
 
 def _optional(value):
@@ -270,7 +298,7 @@ def _message(night: Night, campaign: Campaign, customer: dict, occasion_key: str
     prefix = config.tracking.category_prefix
     return OutgoingMessage(
         message_id=message_id, campaign_id=campaign.id, customer_id=customer["id"],
-        to_email=customer["email"], to_name=customer["first_name"],
+        to_email=sendable(customer["email"]).email, to_name=customer["first_name"] or "",
         from_email=config.sender.from_email, from_name=config.sender.from_name,
         reply_to=config.sender.reply_to, subject=rendered.subject, preheader=rendered.preheader,
         html=rendered.html, text=rendered.text,
@@ -294,12 +322,31 @@ def deliver(engine: Engine, backend: DeliveryBackend, messages: list[OutgoingMes
     """Send one batch and record the outcome. When the backend fails as a whole (DeliveryError),
     nothing of the batch is recorded: what it did deliver stays `planned`, and the resumed run
     hands it over again, which the backend recognises by message id (docs/architecture.md)."""
-    results = backend.send_batch(messages)
+    try:
+        results = backend.send_batch(messages)
+    except DeliveryError:
+        raise
+    except Exception:  # noqa: BLE001 - one message the backend cannot take fails alone
+        results = _one_by_one(backend, messages)
     ledger.mark_sent(engine, [r.message_id for r in results if r.delivered])
     failed = {r.message_id: r.error or "rejected" for r in results if not r.delivered}
     ledger.mark_failed(engine, failed)
     return BatchOutcome(delivered=sum(r.delivered and not r.duplicate for r in results),
                         duplicates=sum(r.duplicate for r in results), failed=failed)
+
+
+def _one_by_one(backend: DeliveryBackend, messages: list[OutgoingMessage]) -> list[DeliveryResult]:
+    """Hand messages over one at a time (backends are idempotent by message id), turning what a
+    single message raises into that message's failure."""
+    results = []
+    for message in messages:
+        try:
+            results += backend.send_batch([message])
+        except DeliveryError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            results.append(DeliveryResult(message.message_id, False, error=failure_reason(exc, message.customer_id)))
+    return results
 
 
 @dataclass

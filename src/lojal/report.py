@@ -72,10 +72,14 @@ def run_report_html(summaries: list[dict], run_date: date) -> str:
         rows.append(f"<tr><td>{escape(s['campaign_id'])}</td><td>{escape(s['name'])}</td><td class=n>{s['matched']:,}</td>"
                     f"<td class=n>{s['selected']:,}</td><td class=n>{s['delivered']:,}</td><td class=n>{s['failed']:,}</td>"
                     f"<td>{reasons}</td></tr>")
+    failures = "".join(f"<li><code>{escape(s['campaign_id'])}</code>: {escape(error)}</li>"
+                       for s in summaries for error in s.get("errors", []))
+    failed = (f'<h2>Why messages failed</h2><p>The first reasons per campaign; every failed message and its reason '
+              f'is in the send ledger.</p><ul id="failures">{failures}</ul>') if failures else ""
     outbox = f"../../outbox/{run_date.isoformat()}/index.html"
     return (f'<!doctype html><html lang="en"><meta charset="utf-8"><title>Lojal run {run_date}</title>'
             f"<style>{_STYLE}</style><h1>Nightly run {run_date}</h1>"
             f'<p>{total:,} messages delivered tonight. <a href="{outbox}">Open the outbox</a>.</p>'
             f"<h2>Customers matched per campaign, and what happened to them</h2>{funnel_svg(summaries)}{legend_html(summaries)}"
             "<table><tr><th>campaign</th><th>name</th><th>matched</th><th>selected</th><th>delivered</th>"
-            f"<th>failed</th><th>excluded, why</th></tr>{''.join(rows)}</table></html>")
+            f"<th>failed</th><th>excluded, why</th></tr>{''.join(rows)}</table>{failed}</html>")

@@ -36,7 +36,8 @@ def previous_completed_run(engine: Engine, run_date: date) -> date | None:
 
 
 def recent_runs(engine: Engine, limit: int = 20) -> pd.DataFrame:
-    """The latest runs, newest first, with delivered and failed totals: a failed run counts the
+    """The latest runs, newest first, with delivered and failed totals and the first reasons messages
+    failed ("campaign: reason", as recorded in the ledger): a failed run counts the
     campaigns it finished; a run whose process was killed outright stays 'running' with none.
     Running such a date again finishes its work."""
     query = select(runs.c.id, runs.c.run_date, runs.c.started_at, runs.c.finished_at, runs.c.status,
@@ -46,4 +47,6 @@ def recent_runs(engine: Engine, limit: int = 20) -> pd.DataFrame:
     summaries = [json.loads(text) if text else None for text in frame.pop("summary_json")]
     for key in ("delivered", "failed"):
         frame[key] = [None if s is None else sum(c[key] for c in s) for s in summaries]
+    frame["errors"] = [[] if s is None else [f"{c['campaign_id']}: {e}" for c in s for e in c.get("errors", [])]
+                       for s in summaries]
     return frame

@@ -22,10 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from lojal.config import LOCALES
-from lojal.errors import Problem
+from lojal.errors import Problem, ProjectError
+from lojal.yamlfile import YamlDocument, read_yaml
 
 FALLBACK_LOCALE = "en"
 SHARED_DIR = "_shared"
@@ -69,54 +68,44 @@ def _pick(entry: Entry, locale: str) -> tuple[str, bool]:
     return entry.translations.get(FALLBACK_LOCALE, ""), True
 
 
-class _LineLoader(yaml.SafeLoader):
-    """SafeLoader that remembers the line of every mapping key (for path:line messages)."""
-
-
-def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict:
-    mapping = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node)
-        mapping[key] = loader.construct_object(value_node, deep=True)
-        mapping.setdefault("__lines__", {})[key] = key_node.start_mark.line + 1
-    return mapping
-
-
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
 def read_catalog(path: Path, shown: str, problems: list[Problem]) -> Catalog:
-    """Parse one strings.yaml; problems are appended, never raised."""
+    """Parse one strings.yaml (through lojal.yamlfile, with its bounds); problems are appended, never raised."""
     if not path.exists():
         return Catalog()
     try:
-        document = yaml.load(path.read_text(encoding="utf-8"), Loader=_LineLoader) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else None
-        col = mark.column + 1 if mark else None
-        problems.append(Problem(shown, line, col, f"not valid YAML: {getattr(exc, 'problem', exc)}"))
+        doc = read_yaml(path, shown)
+    except ProjectError as exc:
+        if exc.problems and exc.problems[0].message.startswith("file is empty"):
+            return Catalog()
+        problems.extend(exc.problems)
         return Catalog()
+    document = doc.data if doc.data is not None else {}
     if not isinstance(document, dict):
         problems.append(Problem(shown, 1, 1, "expected a mapping of string keys to {en: ..., nb: ..., sv: ..., da: ...}"))
         return Catalog()
-    lines = document.pop("__lines__", {})
+    document = dict(document)
     reasons_doc = document.pop("reasons", None) or {}
     catalog = Catalog()
-    catalog.entries = _entries(document, lines, shown, problems)
+    catalog.entries = _entries(document, doc, (), shown, problems)
     if reasons_doc:
-        catalog.reasons = _entries(reasons_doc, reasons_doc.pop("__lines__", {}), shown, problems)
+        if isinstance(reasons_doc, dict):
+            catalog.reasons = _entries(reasons_doc, doc, ("reasons",), shown, problems)
+        else:
+            line, col = doc.position(("reasons",))
+            problems.append(Problem(shown, line, col, "'reasons' must map reason codes to their translations"))
     return catalog
 
 
-def _entries(document: dict, lines: dict, shown: str, problems: list[Problem]) -> dict[str, Entry]:
+def _entries(document: dict, doc: YamlDocument, base: tuple, shown: str, problems: list[Problem]) -> dict[str, Entry]:
     entries: dict[str, Entry] = {}
     for key, value in document.items():
-        line = lines.get(key, 1)
+        line = doc.key_pos.get(base + (key,), (1, 1))[0]
         if not isinstance(value, dict):
             problems.append(Problem(shown, line, 1, f"'{key}' must list its translations, e.g. {key}: {{en: ..., nb: ...}}"))
             continue
-        value.pop("__lines__", None)
+        if not all(isinstance(text, (str, int, float)) or text is None for text in value.values()):
+            problems.append(Problem(shown, line, 1, f"'{key}': each translation is one line of text"))
+            continue
         unknown = sorted(set(value) - set(LOCALES))
         if unknown:
             problems.append(Problem(shown, line, 1, f"'{key}' has unknown language(s) {unknown}; use {list(LOCALES)}"))

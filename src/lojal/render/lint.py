@@ -18,6 +18,7 @@ from lojal.errors import HeaderInjectionError, Problem, RenderError
 from lojal.paths import Paths
 from lojal.render.catalog import SHARED_DIR, STRINGS_FILE, Catalog, missing_translations
 from lojal.render.merge_tags import foreign_merge_tags
+from lojal.render.jinja_env import reason_placeholder_problem
 from lojal.render.samples import sample_contexts
 from lojal.render.sources import ExpandedSource, SourceError, expand_includes
 from lojal.render.templates import TEMPLATE_FILE, RenderedEmail, TemplateSet, compile_templates
@@ -41,6 +42,7 @@ def check_templates(paths: Paths, config: ProjectConfig, compare_mjml: bool = Fa
     problems: list[Problem] = list(result.problems)
     for catalog in result.catalogs.values():
         problems += missing_translations(catalog)
+        problems += reason_problems(catalog)
     for name in result.catalogs:
         problems += _source_problems(paths, name)
     for strings in [paths.templates_dir / SHARED_DIR / STRINGS_FILE,
@@ -55,6 +57,17 @@ def check_templates(paths: Paths, config: ProjectConfig, compare_mjml: bool = Fa
 
         problems += compare_compilers(paths, result.template_set)
     return sorted(dict.fromkeys(problems), key=lambda p: (p.path, p.line or 0, p.col or 0, p.message))
+
+
+def reason_problems(catalog: Catalog) -> list[Problem]:
+    """Reason texts may only use plain {placeholders}: they are formatted for every recipient."""
+    problems = []
+    for entry in catalog.reasons.values():
+        for locale, text in entry.translations.items():
+            problem = reason_placeholder_problem(text)
+            if problem:
+                problems.append(Problem(entry.path, entry.line, 1, f"reason '{entry.key}' ({locale}): {problem}"))
+    return problems
 
 
 class _SourceScanner(HTMLParser):
@@ -90,7 +103,7 @@ class _SourceScanner(HTMLParser):
 
 def _source_problems(paths: Paths, name: str) -> list[Problem]:
     try:
-        source = expand_includes(paths.templates_dir / name / TEMPLATE_FILE, paths.relative)
+        source = expand_includes(paths.templates_dir / name / TEMPLATE_FILE, paths.relative, paths.templates_dir)
     except SourceError:
         return []  # already reported by compile_templates
     scanner = _SourceScanner(source)
@@ -129,7 +142,12 @@ def _rendered_problems(paths: Paths, config: ProjectConfig, campaign: Campaign, 
                 email = templates.render(campaign.template, locale, context)
             except (RenderError, HeaderInjectionError) as exc:
                 message = str(exc).replace(f"template '{campaign.template}' ", "")
-                problems.append(Problem(where, None, None, f"campaign {campaign.id}, sample {label}: {message}"))
+                place = templates.locate_failure(campaign.template, locale, context)
+                if place is None or place[1] is None:
+                    path, line, col = _string_place(catalog, place[0], where) if place else (where, None, None)
+                else:
+                    path, line, col = place[0], place[1], None
+                problems.append(Problem(path, line, col, f"campaign {campaign.id}, sample {label}: {message}"))
                 break  # the other samples of this locale would repeat the same problem
             problems += _email_problems(where, campaign, locale, email, context, config, catalog)
     return problems

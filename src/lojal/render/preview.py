@@ -203,7 +203,7 @@ def _view_page(entry: PreviewEntry, live: bool) -> str:
     src = f"{root}email/{entry.slug}.html"
     frames = "".join(
         f'<figure id="{label.lower()}-frame"><figcaption>{label} ({width} px)</figcaption>'
-        f'<iframe id="{label.lower()}" title="{label}" src="{src}" width="{width}"></iframe></figure>'
+        f'<iframe id="{label.lower()}" title="{label}" src="{src}" width="{width}" sandbox="{FRAME_SANDBOX}"></iframe></figure>'
         for label, width in (("Desktop", DESKTOP_WIDTH), ("Mobile", MOBILE_WIDTH)))
     body = (f"<h1>{html.escape(title)}</h1><dl class=\"meta\">"
             f"<dt>Subject</dt><dd id=\"subject\">{html.escape(email.subject)}</dd>"
@@ -236,6 +236,21 @@ def watched_mtimes(paths: Paths) -> tuple[tuple[str, float], ...]:
     """(path, mtime) of every file the preview depends on: a change means rebuild."""
     files = [*paths.config_dir.glob("*.yaml"), *paths.templates_dir.rglob("*")]
     return tuple(sorted((str(p), p.stat().st_mtime) for p in files if p.is_file()))
+
+
+# E-mails are shown in sandboxed frames: no scripts, a unique origin (they cannot read the preview
+# or its server), links may open in a new tab. Served directly, an e-mail page gets the same
+# sandbox from its Content-Security-Policy.
+FRAME_SANDBOX = "allow-popups allow-popups-to-escape-sandbox"
+EMAIL_CSP = ("sandbox allow-popups allow-popups-to-escape-sandbox; default-src 'none'; img-src * data:; "
+             "style-src 'unsafe-inline' *; font-src * data:")
+
+
+def allowed_hosts(host: str, port: int) -> set[str]:
+    """Host header values the server answers: its own address by name or number. Anything else is
+    a page on another site reaching the server through DNS rebinding, and is refused."""
+    names = {host, "localhost", "127.0.0.1", "[::1]"} if host in ("127.0.0.1", "localhost", "::1") else {host}
+    return {f"{name}:{port}" for name in names} | ({*names} if port == 80 else set())
 
 
 class PreviewServer:
@@ -287,9 +302,15 @@ class PreviewServer:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-                status, content_type, body = server.lookup(self.path)
+                host, port = server.httpd.server_address[:2]
+                if (self.headers.get("Host") or "").lower() not in allowed_hosts(host, port):
+                    status, content_type, body = 421, "text/plain", b"unknown Host: this preview answers only its own address"
+                else:
+                    status, content_type, body = server.lookup(self.path)
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
+                if self.path.lstrip("/").startswith("email/"):
+                    self.send_header("Content-Security-Policy", EMAIL_CSP)
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("Cache-Control", "no-store")
                 self.end_headers()

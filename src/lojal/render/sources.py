@@ -41,27 +41,63 @@ class ExpandedSource:
         return self.origins[min(line, len(self.origins)) - 1]
 
 
-def expand_includes(path: Path, shown: Callable[[Path], str], depth: int = 0) -> ExpandedSource:
-    """The document at `path` with every mj-include replaced by the included file's content."""
+ANY_INCLUDE = re.compile(r"<\s*mj-include\b", re.IGNORECASE)
+MAX_SOURCE_BYTES = 1024 * 1024
+
+
+def inside(root: Path, target: Path) -> bool:
+    """Whether `target`, with every symlink resolved, is inside `root` (also resolved)."""
+    return target.resolve().is_relative_to(root.resolve())
+
+
+def stray_include(text: str) -> int | None:
+    """Offset of an mj-include that `expand_includes` did not resolve (the compiler must never
+    see one: it would read any path it names)."""
+    found = ANY_INCLUDE.search(text)
+    return None if found is None else found.start()
+
+
+def expand_includes(path: Path, shown: Callable[[Path], str], root: Path, depth: int = 0) -> ExpandedSource:
+    """The document at `path` with every mj-include replaced by the included file's content.
+    Every file read must be inside `root` (templates/) once symlinks are resolved."""
     name = shown(path)
+    if not inside(root, path):
+        raise SourceError(Problem(name, None, None, "resolves outside templates/ (a symlink?): templates and "
+                                  "the files they include must be inside the templates folder"))
     try:
+        if path.stat().st_size > MAX_SOURCE_BYTES:
+            raise SourceError(Problem(name, None, None, f"file is larger than {MAX_SOURCE_BYTES // 1024} KB"))
         source = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SourceError(Problem(name, None, None, f"not UTF-8 text ({exc.reason}); save the file as UTF-8")) from None
     except OSError as exc:
         raise SourceError(Problem(name, None, None, f"cannot read: {exc.strerror}")) from exc
+    if "\x00" in source:
+        line = source.count("\n", 0, source.index("\x00")) + 1
+        raise SourceError(Problem(name, line, None, "contains a NUL character (a binary file?)"))
     out_lines: list[str] = []
     origins: list[Origin] = []
     for number, line in enumerate(source.split("\n"), start=1):
         match = INCLUDE.search(line)
         if match is None:
+            stray = stray_include(line)
+            if stray is not None:
+                raise SourceError(Problem(name, number, stray + 1, 'write an include on one line as '
+                                          '<mj-include path="file.mjml" /> (double quotes, nothing else)'))
             out_lines.append(line)
             origins.append((name, number))
             continue
-        target = (path.parent / match.group(1)).resolve()
+        target = path.parent / match.group(1)
+        if not inside(root, target):
+            raise SourceError(Problem(name, number, match.start() + 1,
+                                      f"mj-include path '{match.group(1)}' is outside templates/: includes must "
+                                      "stay inside the templates folder"))
+        target = target.resolve()
         if depth >= MAX_INCLUDE_DEPTH:
             raise SourceError(Problem(name, number, match.start() + 1, "mj-include nested too deeply (a file includes itself?)"))
         if not target.is_file():
             raise SourceError(Problem(name, number, match.start() + 1, f"mj-include: file not found: {match.group(1)}"))
-        included = expand_includes(target, shown, depth + 1)
+        included = expand_includes(target, shown, root, depth + 1)
         out_lines.append(line[: match.start()])
         origins.append((name, number))
         out_lines.extend(included.text.split("\n"))

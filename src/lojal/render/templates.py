@@ -20,13 +20,15 @@ from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import escape
 
 from lojal.config import LOCALES, Brand, ProjectConfig, Tracking
+from lojal.delivery.message import MAX_SUBJECT, header_text
 from lojal.errors import HeaderInjectionError, Problem, ProjectError, RenderError
 from lojal.paths import Paths
 from lojal.render.catalog import (SHARED_DIR, STRING_PLACEHOLDER, STRINGS_FILE, Catalog, read_catalog,
                                   substitute_strings)
-from lojal.render.jinja_env import make_environment
+from lojal.render.jinja_env import TemplateLimitError, make_environment, render_bounded, render_budget
 from lojal.render.mjml_compile import MjmlCompileError, MjmlCompiler, PythonMjml, compiler_for
-from lojal.render.sources import ExpandedSource, SourceError, check_structure, expand_includes
+from lojal.render.sources import (ExpandedSource, SourceError, check_structure, expand_includes, inside,
+                                  stray_include)
 from lojal.render.text import text_template_from_html, tidy_text
 
 TEMPLATE_FILE = "email.mjml"
@@ -34,7 +36,6 @@ SUBJECT_KEY = "subject"
 PREHEADER_KEY = "preheader"
 _HREF = re.compile(r'href="([^"]*)"')
 _SINGLE_EXPRESSION = re.compile(r"^\{\{\s*(.+?)\s*\}\}$", re.DOTALL)
-_HEADER_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,8 @@ class CompiledTemplate:
     text: Template
     subject: Template
     preheader: Template
-    _per_recipient_source: Template | None = None
     origins: list[tuple[str, int]] = field(default_factory=list)  # (file, line) of each line of mjml_source
+    _per_recipient_source: Template | None = None
 
 
 @dataclass
@@ -155,15 +156,40 @@ class TemplateSet:
         """Personalize one e-mail: Jinja only, the MJML was compiled at load time."""
         compiled = self._get(template, locale)
         data = self._context(locale, context)
-        with _render_errors(template, locale):
-            subject = compiled.subject.render(data).strip()
-            preheader = compiled.preheader.render(data).strip()
-            html = compiled.html.render(data)
-            text = tidy_text(compiled.text.render(data))
-        if _HEADER_FORBIDDEN.search(subject):
+        with _render_errors(template, locale), render_budget():
+            subject = render_bounded(compiled.subject, data).strip()
+            preheader = render_bounded(compiled.preheader, data).strip()
+            html = render_bounded(compiled.html, data)
+            text = tidy_text(render_bounded(compiled.text, data))
+        try:
+            subject = header_text("Subject", subject, MAX_SUBJECT)
+        except HeaderInjectionError:
             raise HeaderInjectionError(f"subject of '{template}' ({locale}) contains a line break or control "
-                                       f"character: {subject!r}")
+                                       f"character: {subject[:80]!r}") from None
         return RenderedEmail(subject=subject, preheader=preheader, html=html, text=text)
+
+    def locate_failure(self, template: str, locale: str, context: Mapping[str, Any]) -> tuple[str, int | None] | None:
+        """Where rendering this context fails: ("subject"/"preheader", None) for a string, or the
+        (file, line) in the MJML source (by rendering the source itself, Jinja only); None if it
+        does not fail there."""
+        compiled = self._get(template, locale)
+        data = self._context(locale, context)
+        for key, part in (("subject", compiled.subject), ("preheader", compiled.preheader)):
+            try:
+                with render_budget():
+                    render_bounded(part, data)
+            except Exception:  # noqa: BLE001 - we only want to know where
+                return (key, None)
+        if compiled._per_recipient_source is None:
+            compiled._per_recipient_source = self.environments.html[locale].from_string(compiled.mjml_source)
+        try:
+            with render_budget():
+                render_bounded(compiled._per_recipient_source, data)
+        except Exception as exc:  # noqa: BLE001
+            line = _template_line(exc)
+            if line and compiled.origins:
+                return compiled.origins[min(line, len(compiled.origins)) - 1]
+        return None
 
     def render_html_compiling_per_recipient(self, template: str, locale: str, context: Mapping[str, Any],
                                             compiler: MjmlCompiler | None = None) -> str:
@@ -175,9 +201,20 @@ class TemplateSet:
         compiled = self._get(template, locale)
         if compiled._per_recipient_source is None:
             compiled._per_recipient_source = self.environments.html[locale].from_string(compiled.mjml_source)
-        with _render_errors(template, locale):
-            mjml = compiled._per_recipient_source.render(self._context(locale, context))
+        with _render_errors(template, locale), render_budget():
+            mjml = render_bounded(compiled._per_recipient_source, self._context(locale, context))
         return (compiler or self.compiler).compile(mjml)
+
+
+def _template_line(exc: BaseException) -> int | None:
+    """The template line an exception was raised at (Jinja rewrites tracebacks to template lines)."""
+    line = getattr(exc, "template_lineno", None)
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>" and getattr(exc, "template_lineno", None) is None:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
 
 
 @contextmanager
@@ -188,9 +225,17 @@ def _render_errors(template: str, locale: str) -> Iterator[None]:
         yield
     except UndefinedError as exc:
         raise RenderError(f"{where}: undefined variable: {exc.message}") from exc
+    except TemplateLimitError as exc:
+        raise RenderError(f"{where}: over a limit: {exc}") from exc
     except SecurityError as exc:
         raise RenderError(f"{where}: not allowed in templates: {exc}") from exc
     except (TemplateError, TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise RenderError(f"{where}: {type(exc).__name__}: {exc}") from exc
+    except RecursionError as exc:
+        raise RenderError(f"{where}: over a limit: recursion too deep (a macro calling itself?)") from exc
+    except (HeaderInjectionError, RenderError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever one e-mail's data does, it fails that e-mail only
         raise RenderError(f"{where}: {type(exc).__name__}: {exc}") from exc
 
 
@@ -217,6 +262,7 @@ def compile_templates(paths: Paths, config: ProjectConfig, names: Iterable[str] 
     shown = paths.relative
     shared = read_catalog(paths.templates_dir / SHARED_DIR / STRINGS_FILE,
                           shown(paths.templates_dir / SHARED_DIR / STRINGS_FILE), problems)
+    shared_broken = bool(problems)  # every template would report knock-on errors: report the cause only
     environments = Environments.build(config.tracking, shared, config.brand.money_formats)
     brand = brand_context(config.brand)
     compiled: dict[tuple[str, str], CompiledTemplate] = {}
@@ -224,15 +270,22 @@ def compile_templates(paths: Paths, config: ProjectConfig, names: Iterable[str] 
     for name in (template_names(config) if names is None else names):
         template_dir = paths.templates_dir / name
         source_path = template_dir / TEMPLATE_FILE
+        if not inside(paths.templates_dir, template_dir):
+            problems.append(Problem(f"{shown(paths.templates_dir)}/{name}", None, None, f"template '{name}' resolves outside templates/ "
+                                    "(a symlink?): templates must be inside the templates folder"))
+            continue
         if not source_path.is_file():
             problems.append(Problem(shown(source_path), None, None,
                                     f"template '{name}' is used by a campaign but {shown(source_path)} does not exist"))
             continue
         strings_path = template_dir / STRINGS_FILE
+        before = len(problems)
         catalog = shared.merged_with(read_catalog(strings_path, shown(strings_path), problems))
+        if shared_broken or len(problems) > before:
+            continue  # a broken strings file: its own problems say what to fix, not knock-on errors
         catalogs[name] = catalog
         try:
-            expanded = expand_includes(source_path, shown)
+            expanded = expand_includes(source_path, shown, paths.templates_dir)
         except SourceError as exc:
             problems.append(exc.problem)
             continue
@@ -251,6 +304,10 @@ def compile_templates(paths: Paths, config: ProjectConfig, names: Iterable[str] 
 def _compile_one(name: str, locale: str, expanded: ExpandedSource, catalog: Catalog, environments: Environments,
                  compiler: MjmlCompiler, strings_shown: str, brand: Mapping[str, Any]) -> CompiledTemplate | list[Problem]:
     source, unknown = substitute_strings(expanded.text, catalog, locale)
+    stray = stray_include(source)
+    if stray is not None:  # a string brought one in: the compiler would read the file it names
+        return [_at(expanded.origin(source.count("\n", 0, stray) + 1),
+                    f"mj-include inside a string of {strings_shown} is not allowed: strings are text")]
     problems = [_at(expanded.origin(_line_of(expanded.text, f"t.{key}")),
                     f"unknown string 't.{key}': add it to {strings_shown}") for key in dict.fromkeys(unknown)]
     for key in (SUBJECT_KEY, PREHEADER_KEY):
@@ -281,7 +338,7 @@ def _compile_one(name: str, locale: str, expanded: ExpandedSource, catalog: Cata
                         "--compare-mjml` to see official MJML's message with its line")]
     try:
         return CompiledTemplate(
-            name=name, locale=locale, mjml_source=source, origins=expanded.origins,
+            name=name, locale=locale, mjml_source=source, origins=list(expanded.origins),
             html=_template(html_env, compiled_html),
             text=_template(text_env, text_template_from_html(compiled_html)),
             subject=_template(text_env, fold_constants(catalog.text(SUBJECT_KEY, locale)[0], brand, locale,  # type: ignore[index]

@@ -16,6 +16,7 @@ from datetime import date, datetime, timedelta
 import numpy as np
 import pandas as pd
 
+from lojal.addresses import suppression_key
 from lojal.clock import local_to_utc
 from lojal.sample.catalog import (ADJECTIVES, CATEGORIES, CATEGORY_MARGINS, CATEGORY_NAMES, CONSENT_SOURCES,
                                   LOCALES, MARKETS, NOT_SOLD, NOUN_NAMES, TRANSLATED_LOCALES)
@@ -260,5 +261,5 @@ def _suppressions(rng: np.random.Generator, people: pd.DataFrame, until: date) -
     picked = consenting.sample(n=max(1, len(consenting) // 100), random_state=int(rng.integers(2**31)))
     reasons = rng.choice(["unsubscribe", "bounce", "spam_report"], size=len(picked), p=[0.7, 0.2, 0.1])
     when = datetime.combine(until, datetime.min.time()) - timedelta(days=3)
-    return pd.DataFrame({"email": picked["email"].str.lower().to_numpy(), "reason": reasons,
+    return pd.DataFrame({"email": picked["email"].map(suppression_key).to_numpy(), "reason": reasons,
                          "source": "sample-data", "created_at": when})

@@ -46,6 +46,11 @@ NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 RELATIVE_DATE = re.compile(r"^(?:(\d+) (day|week|month|year)s? (ago|from now)|in (\d+) (day|week|month|year)s?)$")
 NAMED_DAYS = {"today": 0, "yesterday": -1, "tomorrow": 1}
 DATE_HELP = "write a date like 2024-05-31 or a relative date like '30 days ago', 'in 3 days', 'today'"
+# Bounds checked at parse time, so that a file `lojal check` accepts never fails a run.
+MAX_DAYS = 36500  # a hundred years: ordered_days_ago, relative dates
+UNIT_DAYS = {"day": 1, "week": 7, "month": 30, "year": 365}
+MIN_YEAR, MAX_YEAR = 1900, 2199
+MAX_NUMBER = 1e15
 
 
 class _Node(BaseModel):
@@ -254,6 +259,9 @@ class SegmentParser:
             if not is_int(value) or value < 0:
                 self.fail(at, f"ordered_days_ago needs a whole number of days (0 or more), got {describe(value)}")
                 return None
+            if value > MAX_DAYS:
+                self.fail(at, f"ordered_days_ago {value} is too far back: use at most {MAX_DAYS} days (100 years)")
+                return None
             return OrderedDaysAgo(days=value, **where)
         if key == "birthday_today":
             if not isinstance(value, bool):
@@ -343,6 +351,11 @@ class SegmentParser:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 self.fail(at, f"'{feature}' is a number; got {describe(value)}: write a number such as 3 or 2.5, without quotes")
                 return _INVALID
+            if not abs(value) <= MAX_NUMBER:  # also catches NaN
+                shown = describe(value) if len(describe(value)) <= 20 else describe(value)[:12] + "\u2026"
+                self.fail(at, f"'{feature}': {shown} is out of range: use a number between "
+                          f"-{MAX_NUMBER:.0e} and {MAX_NUMBER:.0e}")
+                return _INVALID
             return float(value)
         if kind == "flag":
             if not isinstance(value, bool):
@@ -361,6 +374,10 @@ class SegmentParser:
         parsed = parse_date(value)
         if parsed is None:
             self.fail(at, f"bad date {describe(value)} for '{feature}': {DATE_HELP}")
+            return _INVALID
+        too_far = date_out_of_range(parsed)
+        if too_far:
+            self.fail(at, f"date {describe(value)} for '{feature}' {too_far}")
             return _INVALID
         return parsed
 
@@ -392,8 +409,26 @@ def parse_date(value: Any) -> DateValue | None:
             return None
     amount, unit, direction, ahead, ahead_unit = match.groups()
     if ahead is not None:
-        return DateValue(text=text, offset=int(ahead), unit=ahead_unit)
-    return DateValue(text=text, offset=int(amount) * (-1 if direction == "ago" else 1), unit=unit)
+        return DateValue(text=text, offset=_count(ahead), unit=ahead_unit)
+    return DateValue(text=text, offset=_count(amount) * (-1 if direction == "ago" else 1), unit=unit)
+
+
+def _count(digits: str) -> int:
+    """A relative date's count; absurdly long ones are capped (and then reported as too far)."""
+    return int(digits) if len(digits) <= 12 else 10**12
+
+
+def date_out_of_range(value: DateValue) -> str | None:
+    """Why a date is too far from any run date to mean anything (and would overflow), or None."""
+    if value.day is not None:
+        if not MIN_YEAR <= value.day.year <= MAX_YEAR:
+            return f"is out of range: use a year from {MIN_YEAR} to {MAX_YEAR}"
+        return None
+    if abs(value.offset) * UNIT_DAYS[value.unit] > MAX_DAYS:
+        limit = MAX_DAYS // UNIT_DAYS[value.unit]
+        return f"is too far from the run date: use at most {limit} {value.unit}s" + (
+            "" if value.unit == "year" else " (100 years)")
+    return None
 
 
 def comparable(low: Any, high: Any) -> bool:

@@ -12,13 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from lojal.addresses import AddressError, mailbox_key
+from lojal.addresses import normalize as normalize_address
 from lojal.errors import DataImportError, Problem
-from lojal.store import init_schema, schema
+from lojal.store import init_schema, parse, schema
 from lojal.store.write import chunked_records
 from lojal.timezones import check_time_zone
 
@@ -26,26 +28,28 @@ MAX_LISTED = 50
 LOCALES = {"en", "nb", "sv", "da"}
 TRUE = {"true", "1", "yes", "y", "t"}
 FALSE = {"false", "0", "no", "n", "f", ""}
+MAX_QUANTITY = 1_000_000
+MAX_PRICE = 1e9
 
 
 @dataclass(frozen=True)
 class Column:
     name: str
-    kind: str  # int, float, share, str, date, datetime, bool, email, locale, currency, url, time_zone
+    kind: str  # id, quantity, price, unit_price, share, str, date, datetime, bool, email, locale, country, currency, url, time_zone
     required: bool = True
 
 
 SPECS: dict[str, list[Column]] = {
-    "customers": [Column("customer_id", "int"), Column("email", "email"), Column("first_name", "str", False),
+    "customers": [Column("customer_id", "id"), Column("email", "email"), Column("first_name", "str", False),
                   Column("locale", "locale"), Column("country", "country"), Column("time_zone", "time_zone"),
                   Column("birthday", "date", False), Column("created_at", "datetime"),
                   Column("consent_email", "bool"), Column("consent_at", "datetime", False),
                   Column("consent_source", "str", False)],
-    "products": [Column("sku", "str"), Column("title", "str"), Column("category", "str"), Column("price", "float"),
+    "products": [Column("sku", "str"), Column("title", "str"), Column("category", "str"), Column("price", "price"),
                  Column("currency", "currency"), Column("image_url", "url", False),
                  Column("product_url", "url", False), Column("in_stock", "bool"), Column("margin", "share", False)],
-    "orders": [Column("order_id", "int"), Column("customer_id", "int"), Column("placed_at", "datetime"),
-               Column("sku", "str"), Column("quantity", "int"), Column("unit_price", "float"),
+    "orders": [Column("order_id", "id"), Column("customer_id", "id"), Column("placed_at", "datetime"),
+               Column("sku", "str"), Column("quantity", "quantity"), Column("unit_price", "unit_price"),
                Column("currency", "currency")],
 }
 
@@ -83,32 +87,27 @@ def _is_blank(value) -> bool:
 
 
 def _convert(value, kind: str):
-    """(converted value, error message or None)."""
+    """(converted value, error message or None), by the strict parsers of lojal.store.parse."""
+    if kind == "id":
+        return parse.parse_int(value, low=0)
+    if kind == "quantity":
+        return parse.parse_int(value, low=1, high=MAX_QUANTITY)
+    if kind == "price":
+        return parse.parse_decimal(value, low=0, low_inclusive=False, high=MAX_PRICE)
+    if kind == "unit_price":
+        return parse.parse_decimal(value, low=0, high=MAX_PRICE)
+    if kind == "date":
+        return parse.parse_date(value)
+    if kind == "datetime":
+        return parse.parse_datetime(value)
     text = str(value).strip()
-    if kind == "int":
-        try:
-            number = float(text)
-        except ValueError:
-            return None, f"'{text}' is not a whole number"
-        return (int(number), None) if number.is_integer() else (None, f"'{text}' is not a whole number")
-    if kind == "float":
-        try:
-            return float(text.replace(",", ".")), None
-        except ValueError:
-            return None, f"'{text}' is not a number"
     if kind == "share":
-        number, error = _convert(text.rstrip("%").strip(), "float")
+        number, error = parse.parse_decimal(text.rstrip("%").strip(), low=0)
         if error is None and text.endswith("%"):
             number /= 100
         if error or not 0 <= number < 1:
             return None, f"'{text}' is not a share of the price; use a number from 0 to 1 (0.35) or a percentage (35%)"
         return number, None
-    if kind in ("date", "datetime"):
-        stamp = pd.to_datetime(text, errors="coerce", utc=True)
-        if pd.isna(stamp):
-            return None, f"'{text}' is not a date; use ISO 8601 like 2026-11-23 or 2026-11-23T14:05:00Z"
-        stamp = stamp.tz_convert(None).to_pydatetime()
-        return (stamp.date() if kind == "date" else stamp), None
     if kind == "bool":
         if text.lower() in TRUE:
             return True, None
@@ -117,15 +116,15 @@ def _convert(value, kind: str):
         return None, f"'{text}' is not true/false (use true, false, 1, 0, yes or no)"
     if kind == "email":
         try:
-            return validate_email(text, check_deliverability=False).normalized, None
-        except EmailNotValidError as exc:
+            return normalize_address(text), None
+        except AddressError as exc:
             return None, f"'{text}' is not a valid e-mail address: {exc}"
     if kind == "locale":
         return (text, None) if text in LOCALES else (None, f"'{text}' is not a supported locale; use one of en, nb, sv, da")
     if kind == "country":
-        return (text.upper(), None) if len(text) == 2 and text.isalpha() else (None, f"'{text}' is not a two-letter country code like NO")
+        return (text.upper(), None) if len(text) == 2 and text.isascii() and text.isalpha() else (None, f"'{text}' is not a two-letter country code like NO")
     if kind == "currency":
-        return (text.upper(), None) if len(text) == 3 and text.isalpha() else (None, f"'{text}' is not a three-letter currency code like NOK")
+        return (text.upper(), None) if len(text) == 3 and text.isascii() and text.isalpha() else (None, f"'{text}' is not a three-letter currency code like NOK")
     if kind == "time_zone":
         error = check_time_zone(text)
         return (None, error) if error else (text, None)
@@ -134,6 +133,18 @@ def _convert(value, kind: str):
     if any(ch in text for ch in "\r\n\x00"):
         return None, "contains a line break or NUL character"
     return text, None
+
+
+def _too_long(kind: str, name: str, value) -> str | None:
+    """The store's column length, checked here so PostgreSQL never refuses a row mid-import."""
+    table = {"customers": schema.customers, "products": schema.products}.get(kind)
+    column = table.c.get(name) if table is not None else None
+    if name == "sku":
+        column = schema.products.c.sku
+    length = getattr(getattr(column, "type", None), "length", None)
+    if length and isinstance(value, str) and len(value) > length:
+        return f"{len(value)} characters, more than the {length} the store keeps; shorten it"
+    return None
 
 
 def validate_rows(path: Path, kind: str, raw: pd.DataFrame, mapping: dict[str, str]) -> tuple[pd.DataFrame, list[Problem]]:
@@ -161,11 +172,12 @@ def validate_rows(path: Path, kind: str, raw: pd.DataFrame, mapping: dict[str, s
                 values.append(None)
                 continue
             converted, error = _convert(value, col.kind)
+            error = error or _too_long(kind, col.name, converted)
             if error:
                 problems.append(Problem(str(path), _row_label(path, i), None, f"column '{their}': {error}"))
             values.append(converted)
         out[col.name] = values
-    return pd.DataFrame(out), problems
+    return pd.DataFrame(out), sorted(problems, key=lambda p: (p.line or 0))
 
 
 def _check_keys(path: Path, kind: str, frame: pd.DataFrame, engine: Engine) -> list[Problem]:
@@ -175,6 +187,8 @@ def _check_keys(path: Path, kind: str, frame: pd.DataFrame, engine: Engine) -> l
         dup = frame[key].duplicated(keep="first")
         for i in frame.index[dup]:
             problems.append(Problem(str(path), _row_label(path, i), None, f"{key} {frame.at[i, key]} appears twice in the file"))
+    if kind == "customers":
+        problems += _mailbox_problems(path, frame, engine)
     if kind == "orders":
         with engine.connect() as conn:
             customers = {r for (r,) in conn.execute(select(schema.customers.c.customer_id))}
@@ -183,6 +197,49 @@ def _check_keys(path: Path, kind: str, frame: pd.DataFrame, engine: Engine) -> l
             problems.append(Problem(str(path), _row_label(path, i), None, f"unknown customer_id {frame.at[i, 'customer_id']}: import customers first"))
         for i in frame.index[~frame["sku"].isin(skus)]:
             problems.append(Problem(str(path), _row_label(path, i), None, f"unknown sku '{frame.at[i, 'sku']}': import products first"))
+        problems += _order_problems(path, frame)
+    return sorted(problems, key=lambda p: (p.line or 0, p.message))
+
+
+def _mailbox_problems(path: Path, frame: pd.DataFrame, engine: Engine) -> list[Problem]:
+    """Two customers with the same mailbox (addresses differing only in case), in the file or
+    against the store, are a row error naming both: they would be mailed twice."""
+    problems = []
+    keys = frame["email"].map(mailbox_key)
+    first: dict[str, int] = {}
+    for i, mailbox in keys.items():
+        if mailbox in first:
+            j = first[mailbox]
+            problems.append(Problem(str(path), _row_label(path, i), None,
+                                    f"e-mail '{frame.at[i, 'email']}' (customer_id {frame.at[i, 'customer_id']}) is the same "
+                                    f"mailbox as '{frame.at[j, 'email']}' (customer_id {frame.at[j, 'customer_id']}, row "
+                                    f"{_row_label(path, j)}): addresses differ only in case; keep one customer"))
+        else:
+            first[mailbox] = i
+    with engine.connect() as conn:
+        stored = {mailbox_key(email): (int(cid), email)
+                  for cid, email in conn.execute(select(schema.customers.c.customer_id, schema.customers.c.email))}
+    for i, mailbox in keys.items():
+        owner = stored.get(mailbox)
+        if owner is not None and owner[0] != int(frame.at[i, "customer_id"]):
+            problems.append(Problem(str(path), _row_label(path, i), None,
+                                    f"e-mail '{frame.at[i, 'email']}' (customer_id {frame.at[i, 'customer_id']}) is already "
+                                    f"the address of customer_id {owner[0]} ('{owner[1]}') in the store; one mailbox is "
+                                    "one customer"))
+    return problems
+
+
+def _order_problems(path: Path, frame: pd.DataFrame) -> list[Problem]:
+    """Every line of one order must carry the same customer, time and currency as its first line."""
+    problems = []
+    columns = ["customer_id", "placed_at", "currency"]
+    heads = frame.groupby("order_id", sort=False)[columns].transform("first")
+    for column in columns:
+        for i in frame.index[(frame[column] != heads[column]).to_numpy()]:
+            problems.append(Problem(str(path), _row_label(path, i), None,
+                                    f"order {frame.at[i, 'order_id']}: {column} {frame.at[i, column]} differs from "
+                                    f"{heads.at[i, column]} on the order's first line; every line of an order "
+                                    "has the same customer_id, placed_at and currency"))
     return problems
 
 
@@ -199,7 +256,12 @@ def import_file(engine: Engine, kind: str, path: Path, columns: str | None = Non
         more = len(problems) - len(listed)
         summary = "\n".join(str(p) for p in listed) + (f"\n... and {more} more problems" if more else "")
         raise DataImportError(problems, f"nothing imported: {len(problems)} problem(s)\n{summary}")
-    return _write(engine, kind, frame)
+    try:
+        return _write(engine, kind, frame)
+    except SQLAlchemyError as exc:
+        detail = str(getattr(exc, "orig", exc)).splitlines()[0]
+        raise DataImportError([Problem(str(path), None, None, f"the store refused the rows ({detail}); "
+                                       "nothing was imported")]) from None
 
 
 def _upsert(conn, table, rows: list[dict], key: str) -> None:

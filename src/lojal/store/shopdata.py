@@ -17,6 +17,7 @@ import pandas as pd
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from lojal.addresses import suppression_key
 from lojal.clock import start_of_day_utc, utc_to_local
 from lojal.errors import StoreError
 from lojal.markets import Markets, empty_prices, empty_texts
@@ -42,7 +43,7 @@ class ShopData:
     products: pd.DataFrame
     orders: pd.DataFrame
     lines: pd.DataFrame
-    suppressed_emails: frozenset[str] = frozenset()
+    suppressed_emails: frozenset[str] = frozenset()  # mailbox keys (lojal.addresses.suppression_key)
     timezone: str = "UTC"
     prices: pd.DataFrame = field(default_factory=empty_prices)  # sku, market, currency, price
     texts: pd.DataFrame = field(default_factory=empty_texts)    # sku, locale, title, category
@@ -96,7 +97,8 @@ class ShopData:
         lines = lines.sort_values(["placed_at", "order_id", "line_no"], kind="stable").reset_index(drop=True)
         orders = orders.sort_values(["placed_at", "order_id"], kind="stable").reset_index(drop=True)
         return cls(cutoff, customers[CUSTOMER_COLUMNS], products[PRODUCT_COLUMNS],
-                   orders[ORDER_COLUMNS], lines[LINE_COLUMNS], frozenset(suppressed_emails), timezone,
+                   orders[ORDER_COLUMNS], lines[LINE_COLUMNS],
+                   frozenset(suppression_key(e) for e in suppressed_emails), timezone,
                    prices if prices is not None else empty_prices(), texts if texts is not None else empty_texts(),
                    markets)
 
@@ -142,5 +144,5 @@ def load_shop_data(engine: Engine, as_of: date | datetime, timezone: str = "UTC"
         suppressed = pd.read_sql(select(schema.suppressions.c.email), conn)
         prices = pd.read_sql(select(schema.product_prices), conn)
         texts = pd.read_sql(select(schema.product_texts), conn)
-    emails = frozenset(suppressed["email"].str.lower())
+    emails = frozenset(suppressed["email"])
     return ShopData.from_frames(as_of, customers, products, orders, lines, emails, timezone, markets, prices, texts)
