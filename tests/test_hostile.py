@@ -159,12 +159,15 @@ def test_a_template_folder_symlinked_out_of_templates_is_refused(template_projec
 
 def test_a_campaign_template_cannot_be_a_path(template_project):
     campaigns = template_project.config_dir / "campaigns.yaml"
+    lines = campaigns.read_text().splitlines()
+    line = next(n for n, text in enumerate(lines, start=1) if "template: win_back" in text)
+    index = sum(text.startswith("  - id:") for text in lines[:line]) - 1  # the campaign's position in the list
     campaigns.write_text(campaigns.read_text().replace("template: win_back", "template: ../../../etc"))
     with pytest.raises(ProjectError) as caught:
         load_config(template_project)
     assert [str(p) for p in caught.value.problems] == [
-        "config/campaigns.yaml:89:15: campaigns.6.template: '../../../etc' is not a folder name under templates/: "
-        "use letters, digits, _ and - (no paths, no '..')"]
+        f"config/campaigns.yaml:{line}:15: campaigns.{index}.template: '../../../etc' is not a folder name under "
+        "templates/: use letters, digits, _ and - (no paths, no '..')"]
 
 
 def test_an_include_smuggled_in_through_a_string_is_refused(template_project):

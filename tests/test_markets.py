@@ -150,7 +150,7 @@ def test_bad_price_rows_are_all_reported_and_nothing_is_written(tmp_path):
     assert f"{path}:4: column 'currency': NOK is not market sweden's currency (SEK)" in shown
     assert f"{path}:5: unknown sku 'Z': import products first" in shown
     assert f"{path}:6: sku A market norway appears twice in the file" in shown
-    assert f"{path}:7: column 'price': -1.0 is not a price; leave the row out where the product is not sold" in shown
+    assert f"{path}:7: column 'price': '-1' is out of range: it must be more than 0" in shown
     with engine.connect() as conn:
         assert conn.execute(select(schema.product_prices)).all() == []
 

@@ -25,7 +25,7 @@ from lojal.store.importer import MAX_LISTED, Column, _convert, _is_blank, _row_l
 from lojal.store.write import chunked_records
 
 MARKET_SPECS: dict[str, list[Column]] = {
-    "prices": [Column("sku", "str"), Column("market", "str"), Column("currency", "currency"), Column("price", "float")],
+    "prices": [Column("sku", "str"), Column("market", "str"), Column("currency", "currency"), Column("price", "price")],
     "translations": [Column("sku", "str"), Column("locale", "locale"), Column("title", "str"),
                      Column("category", "str", False)],
 }
@@ -67,9 +67,6 @@ def _check_rows(path: Path, kind: str, frame: pd.DataFrame, skus: set[str], mark
     for i in frame.index[~frame["sku"].isin(skus)]:
         problems.append(Problem(str(path), _row_label(path, i), None, f"unknown sku '{frame.at[i, 'sku']}': import products first"))
     if kind == "prices":
-        for i in frame.index[frame["price"] <= 0]:
-            problems.append(Problem(str(path), _row_label(path, i), None, f"column 'price': {frame.at[i, 'price']} is "
-                                    "not a price; leave the row out where the product is not sold"))
         if markets is not None:
             for i in frame.index:
                 market_id, currency = frame.at[i, "market"], frame.at[i, "currency"]
@@ -87,10 +84,11 @@ def import_market_file(engine: Engine, kind: str, path: Path, columns: str | Non
     """Validate every row, then write all of them (upsert) or raise DataImportError listing every problem."""
     init_schema(engine)
     frame, problems = _validate(path, kind, read_table(path), parse_mapping(columns))
-    if not problems:
+    if not frame.empty:  # rows are checked against each other and the store even when some values were bad
         with engine.connect() as conn:
             skus = {str(s) for (s,) in conn.execute(select(schema.products.c.sku))}
-        problems = _check_rows(path, kind, frame, skus, markets)
+        problems = sorted(problems + _check_rows(path, kind, frame, skus, markets),
+                          key=lambda p: (p.line if isinstance(p.line, int) else 0, p.message))
     if problems:
         listed = problems[:MAX_LISTED]
         more = len(problems) - len(listed)
