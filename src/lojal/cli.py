@@ -14,11 +14,47 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+from typer.core import TyperGroup
 
 from lojal.errors import LojalError
 
+# Sub-command groups, imported only when one of them runs (`lojal --help` stays fast): name, module
+# holding a Typer `app`, help line.
+LAZY_GROUPS = [
+    ("segments", "lojal.segments.cli", "List, show and explain segments."),
+    ("reco", "lojal.reco.cli", "Recommendation tools (offline evaluation)."),
+    ("preview", "lojal.render.cli", "Preview rendered e-mails in a browser."),
+    ("db", "lojal.store.cli", "The store's schema: upgrade it in place, show its revision."),
+]
+
+
+class _LazyGroup(TyperGroup):
+    """Stands in for a sub-command group in the help listing; running it imports the real one."""
+
+    def __init__(self, name: str, module: str, help: str):
+        super().__init__(name=name, help=help, no_args_is_help=True)
+        self.module = module
+
+    def load(self) -> TyperGroup:
+        import importlib
+
+        command = typer.main.get_group(importlib.import_module(self.module).app)
+        command.name, command.help = self.name, self.help
+        return command
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        return self.load().make_context(info_name, args, parent=parent, **extra)
+
+
+class _LojalGroup(TyperGroup):
+    def __init__(self, **attrs):
+        super().__init__(**attrs)
+        for name, module, help_line in LAZY_GROUPS:
+            self.add_command(_LazyGroup(name, module, help_line))
+
+
 app = typer.Typer(help="Lojal: retention e-mail for online shops, versioned in git.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+                  pretty_exceptions_enable=False, cls=_LojalGroup)
 console = Console()
 err_console = Console(stderr=True)
 
@@ -167,19 +203,6 @@ def _run_record(row: dict) -> dict:
             "started_at": started.isoformat(), "finished_at": finished.isoformat() if finished else None,
             "seconds": (finished - started).total_seconds() if finished else None, "status": row["status"],
             **{k: None if pd.isna(row[k]) else int(row[k]) for k in ("delivered", "failed")}}
-
-
-def _register_subcommands() -> None:
-    from lojal.reco.cli import app as reco_app
-    from lojal.render.cli import app as preview_app
-    from lojal.segments.cli import app as segments_app
-
-    app.add_typer(segments_app, name="segments", help="List, show and explain segments.")
-    app.add_typer(reco_app, name="reco", help="Recommendation tools (offline evaluation).")
-    app.add_typer(preview_app, name="preview", help="Preview rendered e-mails in a browser.")
-
-
-_register_subcommands()
 
 
 def main() -> None:
