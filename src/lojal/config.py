@@ -181,12 +181,39 @@ class Loyalty(_Strict):
         return self
 
 
+_CRON_FIELD = re.compile(r"^[0-9*/,\-A-Za-z?]+$")
+
+
+class Schedule(_Strict):
+    """When Prefect runs Lojal's deployments (`lojal serve`, prefect.yaml), and how runs are tagged."""
+    nightly: str = Field(default="0 2 * * *", description="cron of the nightly run, in `timezone`")
+    report: str = Field(default="0 7 * * *", description="cron of the morning report, in `timezone`")
+    timezone: str | None = Field(default=None, description="IANA zone of the crons (default: brand.timezone)")
+    environment: str = Field(default="production", pattern=r"^[a-z][a-z0-9_-]{0,31}$",
+                             description="tag env:<environment> on every run (production, staging, ...)")
+
+    @field_validator("nightly", "report")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        fields = v.split()
+        if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
+            raise ValueError(f"{v!r} is not a cron expression; write five fields: minute hour day month weekday, "
+                             "e.g. '0 2 * * *' for 02:00 every day")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str | None) -> str | None:
+        return None if v is None else Brand._known_zone(v)
+
+
 class ProjectConfig(_Strict):
     campaigns: CampaignsFile
     brand: Brand
     sender: Sender
     tracking: Tracking
     loyalty: Loyalty
+    schedule: Schedule = Schedule()
 
     def campaign(self, campaign_id: str) -> Campaign:
         for c in self.campaigns.campaigns:
@@ -203,6 +230,9 @@ CONFIG_FILES: dict[str, type[BaseModel]] = {
     "loyalty": Loyalty,
 }
 
+# Files that may be absent (their model's defaults apply).
+OPTIONAL_CONFIG_FILES: dict[str, type[BaseModel]] = {"schedule": Schedule}
+
 
 def check_config(paths: Paths) -> tuple[ProjectConfig | None, list[Problem]]:
     """Load every config file; return the config (None when any file is broken) and all problems."""
@@ -216,9 +246,12 @@ def load_config_parts(paths: Paths) -> tuple[dict[str, BaseModel], list[Problem]
     """Each config file that is valid, by name, and the problems of the others."""
     parts: dict[str, BaseModel] = {}
     problems: list[Problem] = []
-    for name, model in CONFIG_FILES.items():
+    for name, model in {**CONFIG_FILES, **OPTIONAL_CONFIG_FILES}.items():
         path = paths.config_dir / f"{name}.yaml"
         shown = paths.relative(path)
+        if not path.exists() and name in OPTIONAL_CONFIG_FILES:
+            parts[name] = model()
+            continue
         if not path.exists():
             problems.append(Problem(shown, None, None, f"missing file: create {shown} (see docs/configuration.md)"))
             continue

@@ -106,6 +106,8 @@ runs = Table(
     Column("run_date", Date, nullable=False),
     Column("started_at", DateTime, nullable=False),
     Column("finished_at", DateTime, nullable=True),
-    Column("status", String(16), nullable=False),
+    Column("status", String(16), nullable=False),  # running, completed, partial, failed
     Column("summary_json", Text, nullable=True),
+    Column("error", Text, nullable=True),  # why a failed run stopped (one line)
+    Column("flow_run_id", String(36), nullable=True),  # the Prefect flow run, to open it in the UI
 )
