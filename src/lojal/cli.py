@@ -140,6 +140,17 @@ def run(
     raise typer.Exit(1)
 
 
+@app.command()
+def serve(
+    project: ProjectOpt = None,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="at most this many runs at once")] = None,
+) -> None:
+    """Schedule and run the nightly run and the morning report on this machine (config/schedule.yaml)."""
+    from lojal.commands import serve as serve_deployments
+
+    serve_deployments(project, limit)
+
+
 def print_run_summary(result: dict) -> None:
     funnel = Table(title=f"Nightly run {result['run_date']}", box=box.SIMPLE_HEAD)
     for col in ("campaign", "matched", "excluded", "selected", "rendered", "delivered", "failed"):

@@ -130,3 +130,43 @@ def run_nightly(project: Path | None, run_date: date | None, fail_after: int | N
         with ctx:
             return nightly(run_date=run_date, project_dir=str(paths.project), fail_after=fail_after,
                            return_state=True)
+
+
+def deployments(project: Path | None) -> list:
+    """The nightly run and the morning report as Prefect deployments, scheduled per
+    config/schedule.yaml (crons in its time zone, default the shop's) and tagged shop/env."""
+    from prefect.schedules import Cron
+    from prefect.types.entrypoint import EntrypointType
+
+    from flows.nightly import nightly
+    from flows.report import report
+    from lojal.schedule import run_tags
+
+    paths = Paths.resolve(project)
+    config = load_config(paths)
+    plan = config.schedule
+    zone = plan.timezone or config.brand.timezone
+    tags = run_tags(config.brand.name, plan.environment)
+    parameters = {"project_dir": str(paths.project)}
+    common = {"parameters": parameters, "tags": tags, "entrypoint_type": EntrypointType.MODULE_PATH}
+    return [
+        nightly.to_deployment(name="nightly", schedule=Cron(plan.nightly, timezone=zone),
+                              description="Tonight's campaigns (Lojal)", **common),
+        report.to_deployment(name="morning-report", schedule=Cron(plan.report, timezone=zone),
+                             description="Did last night do everything? (Lojal)", **common),
+    ]
+
+
+def serve(project: Path | None, limit: int | None) -> None:
+    """Serve the deployments from this process until stopped (Ctrl-C): Prefect starts each
+    scheduled run in a subprocess. Needs a Prefect server (PREFECT_API_URL)."""
+    from prefect import serve as prefect_serve
+    from prefect.settings import PREFECT_API_URL
+
+    from lojal.errors import LojalError
+
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    if not PREFECT_API_URL.value():
+        raise LojalError("`lojal serve` needs a Prefect server to schedule against: start one with "
+                         "`prefect server start` and set PREFECT_API_URL=http://127.0.0.1:4200/api (docs/operations.md)")
+    prefect_serve(*deployments(project), limit=limit)

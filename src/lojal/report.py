@@ -39,7 +39,30 @@ def night_markdown(summaries: list[dict], run_date: date, outbox: Path, report: 
     total = sum(s["delivered"] for s in summaries)
     lines += ["", f"**{total} messages delivered.** Outbox: `{outbox}` (open `index.html`); "
               f"funnel chart: `{report}`."]
-    return "\n".join(lines)
+    return "\n".join(lines + _failure_lines(summaries))
+
+
+def _failure_lines(summaries: list[dict]) -> list[str]:
+    """The failed messages, with customer ids (the first few per campaign), for artifacts."""
+    failed = sum(s["failed"] for s in summaries)
+    if not failed:
+        return []
+    return ["", f"**{failed} message(s) failed** (retried next run; `lojal runs show` lists them):",
+            *(f"- `{s['campaign_id']}`: {e}" for s in summaries for e in s.get("errors", []))]
+
+
+def morning_markdown(night: date, runs: list[dict]) -> str:
+    """The morning report's artifact: every run of the night, newest first, and what failed."""
+    lines = [f"# The night of {night}", ""]
+    if not runs:
+        return "\n".join(lines + ["**No nightly run.** Is the nightly deployment scheduled and being served?"])
+    lines += ["| run | status | started (UTC) | delivered | failed | error |", "|---:|---|---|---:|---:|---|"]
+    for run in runs:
+        campaigns = run["campaigns"] or []
+        error = (run.get("error") or "").splitlines()[0] if run.get("error") else ""
+        lines.append(f"| {run['id']} | {run['status']} | {str(run['started_at'])[:16]} | "
+                     f"{sum(c['delivered'] for c in campaigns)} | {sum(c['failed'] for c in campaigns)} | {error} |")
+    return "\n".join(lines + _failure_lines(runs[0]["campaigns"] or []))
 
 
 def write_run_report(paths: Paths, run_date: date, summaries: list[dict]) -> Path:
@@ -78,4 +101,13 @@ def run_report_html(summaries: list[dict], run_date: date) -> str:
             f'<p>{total:,} messages delivered tonight. <a href="{outbox}">Open the outbox</a>.</p>'
             f"<h2>Customers matched per campaign, and what happened to them</h2>{funnel_svg(summaries)}{legend_html(summaries)}"
             "<table><tr><th>campaign</th><th>name</th><th>matched</th><th>selected</th><th>delivered</th>"
-            f"<th>failed</th><th>excluded, why</th></tr>{''.join(rows)}</table></html>")
+            f"<th>failed</th><th>excluded, why</th></tr>{''.join(rows)}</table>{_failures_html(summaries)}</html>")
+
+
+def _failures_html(summaries: list[dict]) -> str:
+    errors = [(s["campaign_id"], e) for s in summaries for e in s.get("errors", [])]
+    if not errors:
+        return ""
+    items = "".join(f"<li>{escape(campaign)}: {escape(error)}</li>" for campaign, error in errors)
+    return (f"<h2>Failed messages ({sum(s['failed'] for s in summaries):,}; retried next run)</h2>"
+            f"<p>The first per campaign, with the customer's id:</p><ul>{items}</ul>")
