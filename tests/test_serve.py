@@ -1,10 +1,12 @@
-"""Unattended: a real Prefect server and a real `lojal serve` process (subprocesses) run the
-nightly deployment for a night scheduled in the past (00:30 in Oslo, 23:30 UTC the day before, as a
-late start after midnight would be), and the run knows its night, its shop and its environment."""
+"""Unattended: a real Prefect server and a real `lojal serve` process, or prefect.yaml deployed to a
+process work pool and a real `prefect worker` (all subprocesses), run the nightly deployment for a
+night scheduled in the past (00:30 in Oslo, 23:30 UTC the day before, as a late start after midnight
+would be); the run knows its night, its shop and its environment."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -17,6 +19,7 @@ import httpx
 import pytest
 import yaml
 
+from lojal.config import Schedule
 from lojal.paths import Paths
 from lojal.sample import generate_shop
 from lojal.sample.store import write_sample_shop
@@ -56,8 +59,12 @@ def stop(process: subprocess.Popen) -> None:
             process.wait(10)
 
 
-@pytest.fixture
-def prefect_server(tmp_path):
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("prefect-server")
     port = free_port()
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
            "PREFECT_UI_ENABLED": "false"}
@@ -84,9 +91,7 @@ def prefect_server(tmp_path):
 @pytest.mark.slow
 def test_lojal_serve_runs_the_scheduled_night_named_and_tagged(project, prefect_server, tmp_path):
     api, env = prefect_server
-    url = Paths.resolve(project).database_url
-    write_sample_shop(connect(url), generate_shop(300, seed=4, until=datetime(2026, 11, 24).date()), replace=False)
-    env = {**env, "PREFECT_API_URL": api, "LOJAL_HOME": os.environ["LOJAL_HOME"]}
+    env = _filled(project, env, api)
     log = open(tmp_path / "serve.log", "wb")
     serving = subprocess.Popen([str(BIN / "lojal"), "serve", "--project", str(project)], env=env, stdout=log,
                                stderr=subprocess.STDOUT, start_new_session=True, cwd=tmp_path)
@@ -99,10 +104,7 @@ def test_lojal_serve_runs_the_scheduled_night_named_and_tagged(project, prefect_
         report = wait_for(lambda: _deployment(client, "report", "morning-report"), 60, "the report deployment",
                           [serving])
         assert report["schedules"][0]["schedule"]["cron"] == "0 7 * * *"
-        created = client.post(f"/deployments/{deployment['id']}/create_flow_run", json={
-            "state": {"type": "SCHEDULED", "state_details": {"scheduled_time": SCHEDULED.isoformat()}}})
-        created.raise_for_status()
-        run_id = created.json()["id"]
+        run_id = _schedule_now(client, deployment["id"])
         final = wait_for(lambda: _final(client, run_id), 300, "the nightly flow run", [serving])
     finally:
         stop(serving)
@@ -116,6 +118,51 @@ def test_lojal_serve_runs_the_scheduled_night_named_and_tagged(project, prefect_
     runs = yaml.safe_load(listed.stdout)
     assert [(r["run_date"], r["status"]) for r in runs] == [(RUN_DATE, "completed")]
     assert runs[0]["delivered"] > 0
+
+
+def _filled(project: Path, env: dict, api: str) -> dict:
+    url = Paths.resolve(project).database_url
+    write_sample_shop(connect(url), generate_shop(300, seed=4, until=datetime(2026, 11, 24).date()), replace=False)
+    return {**env, "PREFECT_API_URL": api, "LOJAL_HOME": os.environ["LOJAL_HOME"]}
+
+
+def _schedule_now(client: httpx.Client, deployment_id: str) -> str:
+    created = client.post(f"/deployments/{deployment_id}/create_flow_run", json={
+        "state": {"type": "SCHEDULED", "state_details": {"scheduled_time": SCHEDULED.isoformat()}}})
+    created.raise_for_status()
+    return created.json()["id"]
+
+
+def test_prefect_yaml_schedules_are_config_schedule_yaml():
+    """prefect.yaml repeats config/schedule.yaml's crons and zone: they must not drift apart."""
+    deployments = {d["name"]: d for d in yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"]}
+    config = Schedule(**yaml.safe_load((REPO / "config" / "schedule.yaml").read_text()))
+    for name, cron in (("nightly", config.nightly), ("morning-report", config.report)):
+        assert deployments[name]["schedules"] == [{"cron": cron, "timezone": config.timezone, "active": True}]
+    assert {d["entrypoint"] for d in deployments.values()} == {"flows/nightly.py:nightly", "flows/report.py:report"}
+
+
+@pytest.mark.slow
+def test_prefect_yaml_deployed_to_a_work_pool_runs_on_a_worker(project, prefect_server, tmp_path):
+    api, env = prefect_server
+    env = {**_filled(project, env, api), "PWD": str(project)}  # as a shell in the project sets it
+    shutil.copy(REPO / "prefect.yaml", project / "prefect.yaml")
+    shutil.copytree(REPO / "flows", project / "flows", ignore=shutil.ignore_patterns("__pycache__"))
+    prefect = str(BIN / "prefect")
+    for command in ([prefect, "work-pool", "create", "lojal", "--type", "process"],
+                    [prefect, "--no-prompt", "deploy", "--all"]):
+        done = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+    client = httpx.Client(base_url=api, timeout=30)
+    deployment = _deployment(client, "nightly", "nightly")
+    assert deployment["schedules"][0]["schedule"]["timezone"] == "Europe/Oslo"
+    run_id = _schedule_now(client, deployment["id"])
+    worker = subprocess.run([prefect, "worker", "start", "--pool", "lojal", "--type", "process", "--run-once"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400)
+    final = wait_for(lambda: _final(client, run_id), 120, "the flow run on the worker")
+    assert final["state_type"] == "COMPLETED", (final["state"], worker.stdout[-3000:], worker.stderr[-3000:])
+    assert final["name"] == f"nightly-{RUN_DATE}"
+    assert {"shop:nordlys-hjem", "env:production"} <= set(final["tags"])
 
 
 def _deployment(client: httpx.Client, flow: str, name: str):
