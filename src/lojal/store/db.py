@@ -15,7 +15,10 @@ def connect(url: str) -> Engine:
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     try:
         engine = create_engine(url, future=True)
-    except Exception as exc:  # bad URL or missing driver
+    except ModuleNotFoundError as exc:  # the driver is an extra
+        hint = "pip install 'lojal[postgres]'" if "psycopg" in str(exc) else f"install the driver ({exc.name})"
+        raise StoreError(f"no database driver for {url.split(':', 1)[0]}: {hint}") from None
+    except Exception as exc:  # bad URL
         raise StoreError(f"cannot use database URL: {exc}; check LOJAL_DATABASE_URL") from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
