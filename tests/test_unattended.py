@@ -5,6 +5,7 @@ reported), and runs that fail before delivery still listed by `lojal runs`."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from datetime import date, datetime, timezone
@@ -145,3 +146,17 @@ def test_a_run_on_a_store_awaiting_upgrade_is_listed_and_says_what_to_run(projec
     run = _runs(project)[0]  # `lojal runs` reads the old store; its runs table gets `error` with the upgrade
     assert (run["run_date"], run["status"]) == ("2026-11-24", "failed")
     engine.dispose()
+
+
+def test_a_prefect_server_that_does_not_start_is_one_clear_line(project, tmp_path):
+    """The temporary server is given no time at all: two tries, then one line saying what to do."""
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect"), PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="0",
+               COLUMNS="80")
+    cli = subprocess.run([sys.executable, "-c", "from lojal.cli import main; main()", "run", "--date", "2026-11-24",
+                          "--project", str(project)], capture_output=True, text=True, timeout=120, env=env)
+    assert cli.returncode == 1
+    lines = [line for line in cli.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: Prefect's temporary server did not answer within 0 s, "
+                                                   "tried 2 times"), cli.stderr
+    assert "PREFECT_API_URL" in lines[0] and "Traceback" not in cli.stderr + cli.stdout

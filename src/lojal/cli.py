@@ -293,5 +293,5 @@ def main() -> None:
     try:
         app()
     except LojalError as exc:
-        err_console.print(Text("error: ", style="bold red") + Text(str(exc)))
+        err_console.print(Text("error: ", style="bold red") + Text(str(exc)), soft_wrap=True)
         sys.exit(1)

@@ -88,7 +88,7 @@ EPHEMERAL_STARTUP_SECONDS = 90
 
 def ensure_prefect_api(attempts: int = 2) -> None:
     """Without PREFECT_API_URL, start Prefect's temporary local server now, with a long timeout and
-    one retry on a fresh port; a failure is one clear StoreError-like message, not a traceback."""
+    one retry on a fresh port; a failure is one clear LojalError, not a traceback."""
     from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS
 
     if PREFECT_API_URL.value():
@@ -108,9 +108,9 @@ def ensure_prefect_api(attempts: int = 2) -> None:
             if process is not None and process.poll() is None:
                 process.kill()
             if attempt == attempts:
-                first = str(exc).split(" stdout:")[0]
+                exited = " (it exited)" if "exited with code" in str(exc) else ""
                 raise LojalError(
-                    f"Prefect's temporary server did not start ({first.strip()} after {attempts} tries of {timeout} s). "
+                    f"Prefect's temporary server did not answer within {timeout} s, tried {attempts} times{exited}. "
                     "On a busy machine raise PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, or start a server "
                     "once with `prefect server start` and set PREFECT_API_URL=http://127.0.0.1:4200/api "
                     "(docs/operations.md)") from None
