@@ -80,6 +80,14 @@ def test_a_run_without_a_date_is_named_for_its_night_and_tagged(filled):
     assert {"lojal", "shop:nordlys-hjem", "env:production"} <= set(run.tags)
     assert _runs(filled)[0]["run_date"] == shop_today("Europe/Oslo").isoformat()
 
+    # The morning report: that night completed; a night without any run fails, for automations.
+    from flows.report import report
+
+    fine = report(run_date=shop_today("Europe/Oslo"), project_dir=str(filled), return_state=True)
+    assert fine.is_completed() and fine.result()["status"] == "completed"
+    missing = report(run_date=date(2026, 1, 1), project_dir=str(filled), return_state=True)
+    assert missing.is_failed() and missing.message.startswith("no nightly run for 2026-01-01")
+
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_harness")
@@ -107,6 +115,10 @@ def test_a_night_with_failed_messages_ends_failed_and_names_the_customers(filled
     assert shown.exit_code == 0 and "partial" in shown.output
     assert errors[0] in shown.output
     assert errors[0].split(":")[0] in (Paths.resolve(filled).state / "runs" / "2026-11-24" / "report.html").read_text()
+    from flows.report import report
+
+    morning = report(run_date=RUN_DATE, project_dir=str(filled), return_state=True)
+    assert morning.is_failed() and morning.message.startswith(f"the night of {RUN_DATE} is partial: {failed} message")
 
     # The CLI: one clean line per error, exit 1, no traceback (the failed rows are retried and fail again).
     cli = subprocess.run([sys.executable, "-c", "from lojal.cli import main; main()", "run", "--date", "2026-11-24",

@@ -15,6 +15,7 @@ and says to run `lojal db upgrade`.
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from dataclasses import dataclass
@@ -52,7 +53,9 @@ def _config(connection: Connection | None = None, url: str | None = None):
     return config
 
 
+@functools.cache
 def _scripts():
+    """The package's migration scripts (read once per process: they ship with the code)."""
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(_config())
