@@ -21,7 +21,7 @@ depends_on = None
 
 def upgrade() -> None:
     bind = op.get_bind()
-    if bind.dialect.name != "sqlite":
+    if bind.dialect.name != "sqlite" or op.get_context().as_sql:  # `--sql` cannot inspect a SQLite file
         return
     inspector = sa.inspect(bind)
     for table in inspector.get_table_names():
