@@ -156,8 +156,14 @@ class _RunRecord:
             return cls()
 
     def finish(self, status: str, summaries: list[dict], error: str | None = None) -> None:
-        if self.run_id is not None:
+        if self.run_id is None:
+            return
+        try:
             runlog.finish_run(self.engine, self.run_id, status, summaries, error=error)
+        except Exception as exc:  # never hide why the run stopped behind a failure to record it
+            get_run_logger().error("could not record run %s as %s: %s", self.run_id, status, _one_line(exc))
+            if error is None:
+                raise
 
 
 def _one_line(exc: BaseException) -> str:
