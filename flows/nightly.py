@@ -4,9 +4,11 @@ over batches of recipients (never one task per recipient).
 Heavy data (frames, the fitted recommender, compiled templates) stays in this process and is
 never a Prefect parameter: subflows receive the run's key, tasks receive `quote()`d objects,
 and no task caches (hashing large frames as cache keys costs more than the work).
-"""
 
-from __future__ import annotations
+No `from __future__ import annotations` here: Prefect builds the parameter schema from the flow's
+annotations in the process that serves a deployment, where postponed (string) annotations failed
+every run with pydantic's forward-reference error.
+"""
 
 import uuid
 from datetime import date
@@ -14,14 +16,17 @@ from datetime import date
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE as NO_CACHE
+from prefect.runtime import flow_run as current_flow_run
+from prefect.states import Failed
 from prefect.utilities.annotations import quote
 
-from lojal import pipeline, runlog
+from lojal import pipeline, runlog, schedule
 from lojal.delivery import backend_for
 from lojal.delivery.faults import FailAfter
+from lojal.errors import LojalError
 from lojal.paths import Paths
 from lojal.progress import observer
-from lojal.store import shop_today
+from lojal.store import connect
 from lojal.report import campaign_markdown, night_markdown, write_run_report
 
 _NIGHTS: dict[str, tuple[pipeline.Night, object]] = {}
@@ -49,7 +54,14 @@ def send_batch(night: pipeline.Night, backend, plan: pipeline.CampaignPlan, batc
     pipeline.ledger.mark_failed(night.engine, render_failures)
     outcome = pipeline.deliver(night.engine, backend, messages)
     observer().advanced(campaign_id, len(batch))
-    return len(messages), outcome, render_failures
+    outcome.failed = _naming_customers(batch, outcome.failed)
+    return len(messages), outcome, _naming_customers(batch, render_failures)
+
+
+def _naming_customers(batch, failures: dict[str, str]) -> dict[str, str]:
+    """Errors as operators read them (artifact, report, `lojal runs show`): 'customer <id>: <error>'."""
+    customers = dict(zip(batch["message_id"], batch["customer_id"]))
+    return {m: f"customer {int(customers[m])}: {error}" for m, error in failures.items()}
 
 
 @flow(name="campaign", flow_run_name="{campaign_id}")
@@ -71,12 +83,44 @@ def campaign(campaign_id: str, run_key: str) -> dict:
     return summary.as_dict()
 
 
-@flow(name="nightly", flow_run_name="nightly-{run_date}")
+def _night_name() -> str:
+    """`nightly-<date>`, known before the run starts (Prefect calls this to name the flow run)."""
+    parameters = current_flow_run.parameters
+    night = schedule.night_of(parameters.get("run_date"), parameters.get("project_dir"),
+                              current_flow_run.scheduled_start_time)
+    return f"nightly-{night}"
+
+
+@flow(name="nightly", flow_run_name=_night_name)
 def nightly(run_date: date | None = None, project_dir: str | None = None,
             fail_after: int | None = None) -> dict:
-    """Run tonight's campaigns. `fail_after` injects a delivery fault after N messages (drills)."""
-    project = load_project(project_dir)
-    run_date = run_date or shop_today(project.config.brand.timezone)
+    """Run tonight's campaigns. `fail_after` injects a delivery fault after N messages (drills).
+
+    Without `run_date` the night is the scheduled time's date in the shop's zone. A night where a
+    message failed to render or send ends Failed (its message says partial), for automations."""
+    run_date = schedule.night_of(run_date, project_dir, current_flow_run.scheduled_start_time)
+    run = _RunRecord.start(project_dir, run_date)
+    summaries: list[dict] = []
+    try:
+        project = load_project(project_dir)
+        _tag_flow_run(schedule.run_tags(project.config.brand.name, project.config.schedule.environment))
+        summaries, outbox, report = _deliver_night(project, run_date, fail_after, summaries)
+    except BaseException as exc:
+        run.finish(runlog.FAILED, summaries, error=_one_line(exc))
+        raise
+    failed = sum(s["failed"] for s in summaries)
+    run.finish(runlog.PARTIAL if failed else runlog.COMPLETED, summaries)
+    create_markdown_artifact(night_markdown(summaries, run_date, outbox, report), key="nightly-summary",
+                             description=f"Nightly retention run for {run_date}")
+    result = {"run_date": run_date.isoformat(), "outbox": str(outbox), "report": str(report), "campaigns": summaries}
+    if failed:
+        return Failed(message=f"partial: {failed} message(s) failed to render or send on {run_date} "
+                              "(see the campaign artifacts; they are retried next run)", data=result)
+    return result
+
+
+def _deliver_night(project: pipeline.Project, run_date: date, fail_after: int | None,
+                   summaries: list[dict]) -> tuple[list[dict], object, object]:
     night = prepare_night(quote(project), run_date)
     night.plans = plan_campaigns(quote(night))
     backend = backend_for(project.config, project.paths, run_date)
@@ -84,20 +128,56 @@ def nightly(run_date: date | None = None, project_dir: str | None = None,
         backend = FailAfter(backend, fail_after)
     run_key = uuid.uuid4().hex
     _NIGHTS[run_key] = (night, backend)
-    run_id = runlog.start_run(night.engine, run_date)
-    summaries: list[dict] = []
     try:
         for plan in night.plans:
             summaries.append(campaign(plan.campaign.id, run_key))
-    except BaseException:
-        runlog.finish_run(night.engine, run_id, "failed", summaries)
-        raise
     finally:
         _NIGHTS.pop(run_key, None)
         backend.finish()
-    runlog.finish_run(night.engine, run_id, "completed", summaries)
     outbox = project.paths.outbox_dir(run_date)
-    report = write_run_report(project.paths, run_date, summaries)
-    create_markdown_artifact(night_markdown(summaries, run_date, outbox, report), key="nightly-summary",
-                             description=f"Nightly retention run for {run_date}")
-    return {"run_date": run_date.isoformat(), "outbox": str(outbox), "report": str(report), "campaigns": summaries}
+    return summaries, outbox, write_run_report(project.paths, run_date, summaries)
+
+
+class _RunRecord:
+    """The run's row in the store's `runs` table, written from the start so that runs failing before
+    delivery (a broken template, a store awaiting `lojal db upgrade`) are listed by `lojal runs` too.
+    Where the store cannot hold it (no tables, unreachable), the run goes on unrecorded."""
+
+    def __init__(self, engine=None, run_id: int | None = None):
+        self.engine, self.run_id = engine, run_id
+
+    @classmethod
+    def start(cls, project_dir: str | None, run_date: date) -> "_RunRecord":
+        try:
+            engine = connect(Paths.resolve(project_dir).database_url)
+            return cls(engine, runlog.start_run(engine, run_date, current_flow_run.id))
+        except Exception as exc:  # no runs table yet, database unreachable: said when the run needs it
+            get_run_logger().warning("this run is not recorded in the store's runs table: %s", _one_line(exc))
+            return cls()
+
+    def finish(self, status: str, summaries: list[dict], error: str | None = None) -> None:
+        if self.run_id is None:
+            return
+        try:
+            runlog.finish_run(self.engine, self.run_id, status, summaries, error=error)
+        except Exception as exc:  # never hide why the run stopped behind a failure to record it
+            get_run_logger().error("could not record run %s as %s: %s", self.run_id, status, _one_line(exc))
+            if error is None:
+                raise
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text if isinstance(exc, LojalError) else f"{type(exc).__name__}: {text}"
+
+
+def _tag_flow_run(tags: list[str]) -> None:
+    """Add the shop and environment tags to this flow run (however it was started)."""
+    from prefect.client.orchestration import get_client
+
+    run_id = current_flow_run.id
+    if run_id is None:
+        return
+    with get_client(sync_client=True) as client:
+        existing = client.read_flow_run(run_id).tags
+        client.update_flow_run(run_id, tags=sorted(set(existing) | set(tags)))

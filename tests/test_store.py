@@ -6,12 +6,11 @@ from datetime import date, timedelta
 
 import pandas as pd
 import pytest
-from sqlalchemy import text
 
 from lojal.errors import StoreError
 from lojal.sample import generate_shop
 from lojal.sample.store import write_sample_shop
-from lojal.store import connect, init_schema, load_shop_data
+from lojal.store import connect, load_shop_data
 
 UNTIL = date(2026, 11, 24)
 
@@ -76,15 +75,3 @@ def test_refuses_to_mix_sample_with_existing_data(database_url, small_shop):
 def test_empty_store_is_a_clear_error(tmp_path):
     with pytest.raises(StoreError, match="lojal sample-data"):
         load_shop_data(connect(f"sqlite:///{tmp_path / 'empty.db'}"), UNTIL)
-
-
-def test_a_store_from_an_earlier_version_is_named_with_its_missing_columns(tmp_path):
-    engine = connect(f"sqlite:///{tmp_path / 'old.db'}")
-    init_schema(engine)
-    with engine.begin() as conn:
-        conn.execute(text("ALTER TABLE products DROP COLUMN margin"))
-    with pytest.raises(StoreError, match=r"lacks columns \['products.margin'\]: delete the SQLite file .*old.db"):
-        load_shop_data(engine, UNTIL)
-    with pytest.raises(StoreError, match="earlier Lojal"):
-        write_sample_shop(engine, generate_shop(20, seed=1, until=UNTIL), replace=True)
-    engine.dispose()

@@ -14,11 +14,47 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+from typer.core import TyperGroup
 
 from lojal.errors import LojalError
 
+# Sub-command groups, imported only when one of them runs (`lojal --help` stays fast): name, module
+# holding a Typer `app`, help line.
+LAZY_GROUPS = [
+    ("segments", "lojal.segments.cli", "List, show and explain segments."),
+    ("reco", "lojal.reco.cli", "Recommendation tools (offline evaluation)."),
+    ("preview", "lojal.render.cli", "Preview rendered e-mails in a browser."),
+    ("db", "lojal.store.cli", "The store's schema: upgrade it in place, show its revision."),
+]
+
+
+class _LazyGroup(TyperGroup):
+    """Stands in for a sub-command group in the help listing; running it imports the real one."""
+
+    def __init__(self, name: str, module: str, help: str):
+        super().__init__(name=name, help=help, no_args_is_help=True)
+        self.module = module
+
+    def load(self) -> TyperGroup:
+        import importlib
+
+        command = typer.main.get_group(importlib.import_module(self.module).app)
+        command.name, command.help = self.name, self.help
+        return command
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        return self.load().make_context(info_name, args, parent=parent, **extra)
+
+
+class _LojalGroup(TyperGroup):
+    def __init__(self, **attrs):
+        super().__init__(**attrs)
+        for name, module, help_line in LAZY_GROUPS:
+            self.add_command(_LazyGroup(name, module, help_line))
+
+
 app = typer.Typer(help="Lojal: retention e-mail for online shops, versioned in git.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+                  pretty_exceptions_enable=False, cls=_LojalGroup)
 # soft_wrap: a message is one line however narrow the terminal (CI and editors parse them).
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
@@ -87,8 +123,39 @@ def run(
     """Run tonight's campaigns end to end (a Prefect flow; ephemeral unless PREFECT_API_URL is set)."""
     from lojal.commands import run_nightly
 
-    result = run_nightly(project, parse_date(run_date), fail_after, verbose, show_progress())
-    print_run_summary(result)
+    state = run_nightly(project, parse_date(run_date), fail_after, verbose, show_progress())
+    outcome = state.result(raise_on_failure=False)
+    if isinstance(outcome, dict):
+        print_run_summary(outcome)
+        errors = [e for s in outcome["campaigns"] for e in s.get("errors", [])]
+        failed = sum(s["failed"] for s in outcome["campaigns"])
+        for error in errors:
+            err_console.print(Text("failed: ", style="bold red") + Text(error), soft_wrap=True)
+        if failed:
+            err_console.print(f"{failed} message(s) failed (first {len(errors)} above); the next run retries them. "
+                              "`lojal runs show` lists them.", highlight=False)
+            raise typer.Exit(1)
+        return
+    if isinstance(outcome, LojalError):
+        raise outcome
+    if verbose and isinstance(outcome, BaseException):
+        import traceback
+
+        traceback.print_exception(outcome)
+    err_console.print(Text("error: ", style="bold red") + Text(f"{type(outcome).__name__}: {outcome}"
+                                                                if isinstance(outcome, BaseException) else state.message or ""))
+    raise typer.Exit(1)
+
+
+@app.command()
+def serve(
+    project: ProjectOpt = None,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="at most this many runs at once")] = None,
+) -> None:
+    """Schedule and run the nightly run and the morning report on this machine (config/schedule.yaml)."""
+    from lojal.commands import serve as serve_deployments
+
+    serve_deployments(project, limit)
 
 
 def print_run_summary(result: dict) -> None:
@@ -133,26 +200,41 @@ def check(
     raise typer.Exit(1 if errors else 0)
 
 
-@app.command()
+runs_app = typer.Typer(invoke_without_command=True, help="The latest nightly runs; `lojal runs show ID` for one.")
+app.add_typer(runs_app, name="runs")
+
+
+def _store(project: Path | None):
+    from lojal.paths import Paths
+    from lojal.store import connect
+
+    paths = Paths.resolve(project)
+    return paths, connect(paths.database_url)
+
+
+@runs_app.callback()
 def runs(
+    ctx: typer.Context,
     project: ProjectOpt = None,
     limit: Annotated[int, typer.Option(min=1, help="how many of the latest runs")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="print the runs as JSON")] = False,
 ) -> None:
     """The latest nightly runs: date, start (UTC), duration, status, delivered and failed."""
-    from lojal.paths import Paths
+    if ctx.invoked_subcommand:
+        return
     from lojal.runlog import recent_runs
-    from lojal.store import connect
-    from lojal.store.db import require_schema
+    from lojal.store.migrate import schema_state
 
-    paths = Paths.resolve(project)
-    engine = connect(paths.database_url)
-    require_schema(engine)
-    frame = recent_runs(engine, limit)
+    paths, engine = _store(project)
+    empty = schema_state(engine).kind == "empty"
+    frame = None if empty else recent_runs(engine, limit)  # even from a store awaiting `lojal db upgrade`
     if as_json:
+        if frame is None:
+            print("[]")
+            return
         print(json.dumps([_run_record(row) for row in frame.to_dict("records")], indent=2))
         return
-    if frame.empty:
+    if frame is None or frame.empty:
         console.print("No runs yet: `lojal run` starts one.")
         return
     table = Table(title="Latest runs", box=box.SIMPLE_HEAD)
@@ -169,7 +251,44 @@ def runs(
         console.print("Why messages failed (first reasons per campaign; every one is in the send ledger):")
         for run_id, error in failures:
             typer.echo(one_line(f"  run {run_id}: {error}"))
-    console.print(f"Funnel charts: {paths.state / 'runs' / '<date>' / 'report.html'}", highlight=False)
+    for record in (_run_record(r) for r in frame.to_dict("records")):
+        if record["error"]:
+            err_console.print(f"run {record['id']}: {record['error'].splitlines()[0]}", highlight=False, soft_wrap=True)
+    console.print(f"Funnel charts: {paths.state / 'runs' / '<date>' / 'report.html'}; one run: `lojal runs show ID`",
+                  highlight=False)
+
+
+@runs_app.command("show")
+def runs_show(
+    run_id: Annotated[int, typer.Argument(help="the run's number (first column of `lojal runs`)")],
+    project: ProjectOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the run as JSON")] = False,
+) -> None:
+    """One run: its status, why it failed, every campaign's funnel and first errors (with customer ids)."""
+    from lojal.runlog import get_run
+
+    from lojal.store.migrate import schema_state
+
+    _, engine = _store(project)
+    record = None if schema_state(engine).kind == "empty" else get_run(engine, run_id)
+    if record is None:
+        err_console.print(f"error: there is no run {run_id}; `lojal runs` lists them", highlight=False)
+        raise typer.Exit(1)
+    if as_json:
+        print(json.dumps(record, indent=2, default=str, ensure_ascii=False))
+        return
+    console.print(f"Run {record['id']} for {record['run_date']}: {record['status']} "
+                  f"(started {record['started_at']} UTC, finished {record['finished_at'] or '-'})", highlight=False)
+    if record.get("flow_run_id"):
+        console.print(f"Prefect flow run: {record['flow_run_id']} (open it in the Prefect UI: /runs/flow-run/<id>)",
+                      highlight=False)
+    if record.get("error"):
+        err_console.print(Text("error: ", style="bold red") + Text(record["error"]), soft_wrap=True)
+    for campaign in record["campaigns"] or []:
+        console.print(f"{campaign['campaign_id']}: selected {campaign.get('selected', 0)}, delivered "
+                      f"{campaign['delivered']}, failed {campaign['failed']}", highlight=False)
+        for error in campaign.get("errors", []):
+            console.print(f"  failed: {error}", highlight=False, soft_wrap=True, markup=False)
 
 
 def _run_record(row: dict) -> dict:
@@ -180,26 +299,14 @@ def _run_record(row: dict) -> dict:
     return {"id": int(row["id"]), "run_date": pd.Timestamp(row["run_date"]).date().isoformat(),
             "started_at": started.isoformat(), "finished_at": finished.isoformat() if finished else None,
             "seconds": (finished - started).total_seconds() if finished else None, "status": row["status"],
-            **{k: None if pd.isna(row[k]) else int(row[k]) for k in ("delivered", "failed")},
-            "errors": list(row.get("errors") or [])}
-
-
-def _register_subcommands() -> None:
-    from lojal.reco.cli import app as reco_app
-    from lojal.render.cli import app as preview_app
-    from lojal.segments.cli import app as segments_app
-
-    app.add_typer(segments_app, name="segments", help="List, show and explain segments.")
-    app.add_typer(reco_app, name="reco", help="Recommendation tools (offline evaluation).")
-    app.add_typer(preview_app, name="preview", help="Preview rendered e-mails in a browser.")
-
-
-_register_subcommands()
+            "error": row.get("error") if isinstance(row.get("error"), str) else None,
+            "errors": list(row.get("errors") or []),
+            **{k: None if pd.isna(row[k]) else int(row[k]) for k in ("delivered", "failed")}}
 
 
 def main() -> None:
     try:
         app()
     except LojalError as exc:
-        err_console.print(Text("error: ", style="bold red") + Text(str(exc)))
+        err_console.print(Text("error: ", style="bold red") + Text(str(exc)), soft_wrap=True)
         sys.exit(1)

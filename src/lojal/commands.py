@@ -78,18 +78,102 @@ class RichObserver:
         self.bar.advance(self.tasks[campaign_id], count)
 
 
-def run_nightly(project: Path | None, run_date: date | None, fail_after: int | None, verbose: bool,
-                progress: bool) -> dict:
+def quiet_prefect_console(verbose: bool) -> None:
+    """Prefect's console lines only with --verbose (the UI still receives every log line); the
+    temporary server gets time to start on a busy machine."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", str(EPHEMERAL_STARTUP_SECONDS))
     if not verbose:
-        # Console only: the Prefect UI still receives every log line.
-        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
-        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_FLOW_RUNS_LEVEL", "WARNING")
-        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_TASK_RUNS_LEVEL", "WARNING")
+        # Errors too: `lojal run` prints each one as a clean line itself.
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_FLOW_RUNS_LEVEL", "CRITICAL")
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_TASK_RUNS_LEVEL", "CRITICAL")
+
+
+EPHEMERAL_STARTUP_SECONDS = 90
+
+
+def ensure_prefect_api(attempts: int = 2) -> None:
+    """Without PREFECT_API_URL, start Prefect's temporary local server now, with a long timeout and
+    one retry on a fresh port; a failure is one clear LojalError, not a traceback."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS
+
+    if PREFECT_API_URL.value():
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    from lojal.errors import LojalError
+
+    timeout = PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()
+    server = SubprocessASGIServer()
+    for attempt in range(1, attempts + 1):
+        try:
+            server.start(timeout=timeout)
+            return
+        except RuntimeError as exc:
+            process, server.port = server.server_process, None
+            if process is not None and process.poll() is None:
+                process.kill()
+            if attempt == attempts:
+                exited = " (it exited)" if "exited with code" in str(exc) else ""
+                raise LojalError(
+                    f"Prefect's temporary server did not answer within {timeout} s, tried {attempts} times{exited}. "
+                    "On a busy machine raise PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, or start a server "
+                    "once with `prefect server start` and set PREFECT_API_URL=http://127.0.0.1:4200/api "
+                    "(docs/operations.md)") from None
+
+
+def run_nightly(project: Path | None, run_date: date | None, fail_after: int | None, verbose: bool,
+                progress: bool):
+    """The nightly flow in this process; returns its final Prefect state (Completed, or Failed with
+    the night's result when messages failed, or Failed with the exception that stopped it)."""
+    quiet_prefect_console(verbose)
+    ensure_prefect_api()
     from flows.nightly import nightly
 
     paths = Paths.resolve(project)
     with _bar(progress) as bar:
         ctx = observing(RichObserver(bar)) if progress else nullcontext()
         with ctx:
-            return nightly(run_date=run_date, project_dir=str(paths.project), fail_after=fail_after)
+            return nightly(run_date=run_date, project_dir=str(paths.project), fail_after=fail_after,
+                           return_state=True)
+
+
+def deployments(project: Path | None) -> list:
+    """The nightly run and the morning report as Prefect deployments, scheduled per
+    config/schedule.yaml (crons in its time zone, default the shop's) and tagged shop/env."""
+    from prefect.schedules import Cron
+    from prefect.types.entrypoint import EntrypointType
+
+    from flows.nightly import nightly
+    from flows.report import report
+    from lojal.schedule import run_tags
+
+    paths = Paths.resolve(project)
+    config = load_config(paths)
+    plan = config.schedule
+    zone = plan.timezone or config.brand.timezone
+    tags = run_tags(config.brand.name, plan.environment)
+    parameters = {"project_dir": str(paths.project)}
+    common = {"parameters": parameters, "tags": tags, "entrypoint_type": EntrypointType.MODULE_PATH}
+    return [
+        nightly.to_deployment(name="nightly", schedule=Cron(plan.nightly, timezone=zone),
+                              description="Tonight's campaigns (Lojal)", **common),
+        report.to_deployment(name="morning-report", schedule=Cron(plan.report, timezone=zone),
+                             description="Did last night do everything? (Lojal)", **common),
+    ]
+
+
+def serve(project: Path | None, limit: int | None) -> None:
+    """Serve the deployments from this process until stopped (Ctrl-C): Prefect starts each
+    scheduled run in a subprocess. Needs a Prefect server (PREFECT_API_URL)."""
+    from prefect import serve as prefect_serve
+    from prefect.settings import PREFECT_API_URL
+
+    from lojal.errors import LojalError
+
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    if not PREFECT_API_URL.value():
+        raise LojalError("`lojal serve` needs a Prefect server to schedule against: start one with "
+                         "`prefect server start` and set PREFECT_API_URL=http://127.0.0.1:4200/api (docs/operations.md)")
+    prefect_serve(*deployments(project), limit=limit)

@@ -313,6 +313,32 @@ class Rendering(_Strict):
         "and `npm install --prefix bench/node`), auto (official when available, else python)"))
 
 
+_CRON_FIELD = re.compile(r"^[0-9*/,\-A-Za-z?]+$")
+
+
+class Schedule(_Strict):
+    """When Prefect runs Lojal's deployments (`lojal serve`, prefect.yaml), and how runs are tagged."""
+    nightly: str = Field(default="0 2 * * *", description="cron of the nightly run, in `timezone`")
+    report: str = Field(default="0 7 * * *", description="cron of the morning report, in `timezone`")
+    timezone: str | None = Field(default=None, description="IANA zone of the crons (default: brand.timezone)")
+    environment: str = Field(default="production", pattern=r"^[a-z][a-z0-9_-]{0,31}$",
+                             description="tag env:<environment> on every run (production, staging, ...)")
+
+    @field_validator("nightly", "report")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        fields = v.split()
+        if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
+            raise ValueError(f"{v!r} is not a cron expression; write five fields: minute hour day month weekday, "
+                             "e.g. '0 2 * * *' for 02:00 every day")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str | None) -> str | None:
+        return None if v is None else Brand._known_zone(v)
+
+
 class ProjectConfig(_Strict):
     campaigns: CampaignsFile
     brand: Brand
@@ -325,6 +351,7 @@ class ProjectConfig(_Strict):
     @property
     def market_set(self) -> Markets:
         return self.markets or Markets.single(self.brand.currency)
+    schedule: Schedule = Schedule()
 
     def campaign(self, campaign_id: str) -> Campaign:
         for c in self.campaigns.campaigns:
@@ -340,10 +367,12 @@ CONFIG_FILES: dict[str, type[BaseModel]] = {
     "tracking": Tracking,
     "loyalty": Loyalty,
 }
-# Files a project may leave out: their defaults apply (one market in brand.currency, the Python MJML port).
+# Files a project may leave out: ProjectConfig's defaults apply (one market in brand.currency, the Python
+# MJML port, the default schedule).
 OPTIONAL_CONFIG_FILES: dict[str, type[BaseModel]] = {
     "markets": Markets,
     "rendering": Rendering,
+    "schedule": Schedule,
 }
 
 

@@ -39,7 +39,30 @@ def night_markdown(summaries: list[dict], run_date: date, outbox: Path, report: 
     total = sum(s["delivered"] for s in summaries)
     lines += ["", f"**{total} messages delivered.** Outbox: `{outbox}` (open `index.html`); "
               f"funnel chart: `{report}`."]
-    return "\n".join(lines)
+    return "\n".join(lines + _failure_lines(summaries))
+
+
+def _failure_lines(summaries: list[dict]) -> list[str]:
+    """The failed messages, with customer ids (the first few per campaign), for artifacts."""
+    failed = sum(s["failed"] for s in summaries)
+    if not failed:
+        return []
+    return ["", f"**{failed} message(s) failed** (retried next run; `lojal runs show` lists them):",
+            *(f"- `{s['campaign_id']}`: {e}" for s in summaries for e in s.get("errors", []))]
+
+
+def morning_markdown(night: date, runs: list[dict]) -> str:
+    """The morning report's artifact: every run of the night, newest first, and what failed."""
+    lines = [f"# The night of {night}", ""]
+    if not runs:
+        return "\n".join(lines + ["**No nightly run.** Is the nightly deployment scheduled and being served?"])
+    lines += ["| run | status | started (UTC) | delivered | failed | error |", "|---:|---|---|---:|---:|---|"]
+    for run in runs:
+        campaigns = run["campaigns"] or []
+        error = (run.get("error") or "").splitlines()[0] if run.get("error") else ""
+        lines.append(f"| {run['id']} | {run['status']} | {str(run['started_at'])[:16]} | "
+                     f"{sum(c['delivered'] for c in campaigns)} | {sum(c['failed'] for c in campaigns)} | {error} |")
+    return "\n".join(lines + _failure_lines(runs[0]["campaigns"] or []))
 
 
 def write_run_report(paths: Paths, run_date: date, summaries: list[dict]) -> Path:

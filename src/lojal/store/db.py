@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event
 
 from lojal.errors import StoreError
-from lojal.store.schema import metadata
 
 
 def connect(url: str) -> Engine:
@@ -16,7 +15,10 @@ def connect(url: str) -> Engine:
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     try:
         engine = create_engine(url, future=True)
-    except Exception as exc:  # bad URL or missing driver
+    except ModuleNotFoundError as exc:  # the driver is an extra
+        hint = "pip install 'lojal[postgres]'" if "psycopg" in str(exc) else f"install the driver ({exc.name})"
+        raise StoreError(f"no database driver for {url.split(':', 1)[0]}: {hint}") from None
+    except Exception as exc:  # bad URL
         raise StoreError(f"cannot use database URL: {exc}; check LOJAL_DATABASE_URL") from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -32,28 +34,17 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 
 
 def init_schema(engine: Engine) -> None:
-    """Create missing tables, then insist that existing ones have every column."""
-    metadata.create_all(engine)
-    require_schema(engine)
+    """A new store is created at the migrations' head; an existing one must be current
+    (`lojal db upgrade` otherwise: nothing here changes an existing store's tables)."""
+    from lojal.store import migrate
+
+    if migrate.schema_state(engine).kind == "empty":
+        migrate.create_at_head(engine)
+    migrate.require_current(engine)
 
 
 def require_schema(engine: Engine) -> None:
-    try:
-        tables = set(inspect(engine).get_table_names())
-    except Exception as exc:
-        raise StoreError(f"cannot reach the database ({engine.url.render_as_string(hide_password=True)}): {exc}") from None
-    missing = {t.name for t in metadata.sorted_tables} - tables
-    if missing:
-        raise StoreError(
-            f"the store has no tables {sorted(missing)}: run `lojal sample-data` or `lojal import` first"
-        )
-    inspector = inspect(engine)
-    old = [f"{t.name}.{c.name}" for t in metadata.sorted_tables
-           for c in t.columns if c.name not in {col["name"] for col in inspector.get_columns(t.name)}]
-    if old:
-        fresh = (f"delete the SQLite file {engine.url.database}" if engine.dialect.name == "sqlite"
-                 else "point LOJAL_DATABASE_URL at an empty database")
-        raise StoreError(
-            f"the store was created by an earlier Lojal and lacks columns {old}: {fresh}, then run "
-            "`lojal sample-data` or `lojal import` again (schema migrations arrive with the operations work)"
-        )
+    """Raise StoreError (saying what to run) unless the store exists at this Lojal's schema."""
+    from lojal.store import migrate
+
+    migrate.require_current(engine)

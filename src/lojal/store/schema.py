@@ -1,13 +1,31 @@
-"""Tables of the store. Times are stored as naive UTC."""
+"""Tables of the store. Times are stored as naive UTC; money is exact (NUMERIC) in the database.
+
+Changing a table here needs a migration beside it (docs/operations.md, "Adding a migration"):
+`lojal db revision -m "what changed"` writes one from the difference, and the test suite fails
+while the migrations' head differs from this metadata.
+"""
 
 from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger, Boolean, Column, Date, DateTime, Float, ForeignKey, Index, Integer,
-    MetaData, String, Table, Text, UniqueConstraint,
+    MetaData, Numeric, String, Table, Text, UniqueConstraint,
 )
 
-metadata = MetaData()
+# Constraint names as PostgreSQL itself chooses them, so that a store created before the
+# migrations (by `create_all`, names left to the database) already carries these names there.
+NAMING_CONVENTION = {
+    "pk": "%(table_name)s_pkey",
+    "uq": "%(table_name)s_%(column_0_N_name)s_key",
+    "fk": "%(table_name)s_%(column_0_N_name)s_fkey",
+    "ck": "%(table_name)s_%(column_0_name)s_check",
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+# Exact in the database; read back as float, which is what the frames compute with.
+Money = Numeric(14, 4, asdecimal=False)
 
 customers = Table(
     "customers", metadata,
@@ -29,7 +47,7 @@ products = Table(
     Column("sku", String(64), primary_key=True),
     Column("title", String(200), nullable=False),
     Column("category", String(100), nullable=False),
-    Column("price", Float, nullable=False),
+    Column("price", Money, nullable=False),
     Column("currency", String(3), nullable=False),
     Column("image_url", String(500), nullable=True),
     Column("product_url", String(500), nullable=True),
@@ -53,7 +71,7 @@ order_lines = Table(
     Column("line_no", Integer, primary_key=True),
     Column("sku", String(64), ForeignKey("products.sku"), nullable=False),
     Column("quantity", Integer, nullable=False),
-    Column("unit_price", Float, nullable=False),
+    Column("unit_price", Money, nullable=False),
 )
 
 suppressions = Table(
@@ -88,8 +106,10 @@ runs = Table(
     Column("run_date", Date, nullable=False),
     Column("started_at", DateTime, nullable=False),
     Column("finished_at", DateTime, nullable=True),
-    Column("status", String(16), nullable=False),
+    Column("status", String(16), nullable=False),  # running, completed, partial, failed
     Column("summary_json", Text, nullable=True),
+    Column("error", Text, nullable=True),  # why a failed run stopped (one line)
+    Column("flow_run_id", String(36), nullable=True),  # the Prefect flow run, to open it in the UI
 )
 
 # Markets (lojal.markets): a product's price in each market it is sold in. A product without rows

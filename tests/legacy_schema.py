@@ -1,0 +1,95 @@
+"""The store as Lojal created it before migrations existed (src/lojal/store/schema.py at the
+baseline, commit 85a93d6), frozen here so the tests can build such a store with `create_all`
+and upgrade it. Never edit: it is history."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger, Boolean, Column, Date, DateTime, Float, ForeignKey, Index, Integer,
+    MetaData, String, Table, Text, UniqueConstraint,
+)
+
+metadata = MetaData()
+
+customers = Table(
+    "customers", metadata,
+    Column("customer_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("email", String(254), nullable=False, unique=True),
+    Column("first_name", String(100), nullable=False, default=""),
+    Column("locale", String(5), nullable=False),
+    Column("country", String(2), nullable=False),
+    Column("time_zone", String(64), nullable=False),
+    Column("birthday", Date, nullable=True),
+    Column("created_at", DateTime, nullable=False),
+    Column("consent_email", Boolean, nullable=False, default=False),
+    Column("consent_at", DateTime, nullable=True),
+    Column("consent_source", String(64), nullable=True),
+)
+
+products = Table(
+    "products", metadata,
+    Column("sku", String(64), primary_key=True),
+    Column("title", String(200), nullable=False),
+    Column("category", String(100), nullable=False),
+    Column("price", Float, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("image_url", String(500), nullable=True),
+    Column("product_url", String(500), nullable=True),
+    Column("in_stock", Boolean, nullable=False, default=True),
+    Column("margin", Float, nullable=True),  # gross margin as a share of price (0.35 = 35%), if known
+)
+
+orders = Table(
+    "orders", metadata,
+    Column("order_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("customer_id", BigInteger, ForeignKey("customers.customer_id"), nullable=False),
+    Column("placed_at", DateTime, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Index("ix_orders_customer_placed", "customer_id", "placed_at"),
+    Index("ix_orders_placed", "placed_at"),
+)
+
+order_lines = Table(
+    "order_lines", metadata,
+    Column("order_id", BigInteger, ForeignKey("orders.order_id"), primary_key=True),
+    Column("line_no", Integer, primary_key=True),
+    Column("sku", String(64), ForeignKey("products.sku"), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("unit_price", Float, nullable=False),
+)
+
+suppressions = Table(
+    "suppressions", metadata,
+    Column("email", String(254), primary_key=True),
+    Column("reason", String(32), nullable=False),  # unsubscribe, bounce, spam_report, manual
+    Column("source", String(64), nullable=True),
+    Column("created_at", DateTime, nullable=False),
+)
+
+# One row per (campaign, customer, occasion): what makes a repeated or resumed run send nothing twice.
+send_ledger = Table(
+    "send_ledger", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("campaign_id", String(64), nullable=False),
+    Column("customer_id", BigInteger, nullable=False),
+    Column("occasion_key", String(128), nullable=False),
+    Column("run_date", Date, nullable=False),
+    Column("message_id", String(64), nullable=False, unique=True),
+    Column("state", String(16), nullable=False),  # planned, sent, failed
+    Column("planned_at", DateTime, nullable=False),
+    Column("sent_at", DateTime, nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("error", Text, nullable=True),
+    UniqueConstraint("campaign_id", "customer_id", "occasion_key", name="uq_ledger_occasion"),
+    Index("ix_ledger_run", "run_date", "campaign_id", "state"),
+)
+
+runs = Table(
+    "runs", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_date", Date, nullable=False),
+    Column("started_at", DateTime, nullable=False),
+    Column("finished_at", DateTime, nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("summary_json", Text, nullable=True),
+)
