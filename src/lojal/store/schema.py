@@ -119,7 +119,7 @@ product_prices = Table(
     Column("sku", String(64), ForeignKey("products.sku"), primary_key=True),
     Column("market", String(32), primary_key=True),
     Column("currency", String(3), nullable=False),
-    Column("price", Float, nullable=False),
+    Column("price", Money, nullable=False),
 )
 
 # A product's title and category name per locale (the products row holds the shop's own).
