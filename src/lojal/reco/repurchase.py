@@ -24,6 +24,7 @@ share of the customer's order days that included the product, and the product's 
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,10 +47,10 @@ class RepurchaseParams:
     """Tuned on the 2011-10-11 split of UCI Online Retail only (docs/recommendations.md)."""
 
     window_days: int = 14             # "re-buys within this many days"
-    snapshots: int = 6                # training snapshots before as_of
+    snapshots: int = 10               # training snapshots before as_of
     step_days: int = 14               # days between snapshots (≥ window_days: labels never reach as_of)
     max_iter: int = 200               # boosting rounds
-    learning_rate: float = 0.05
+    learning_rate: float = 0.03
     max_leaf_nodes: int = 15
     min_samples_leaf: int = 200
     l2_regularization: float = 1.0
@@ -297,26 +298,24 @@ def score_occasions(occ: Occasions, as_of_day: int, params: RepurchaseParams = R
     """Fit on the occasions before `as_of_day` (later ones are dropped first) and score that day."""
     occ = occ.before(as_of_day)
     timings: dict[str, float] = {}
-    start = time.perf_counter()
-    X_train, y_train, windows = training_set(occ, as_of_day, params)
-    timings["training_features"] = time.perf_counter() - start
-    start = time.perf_counter()
-    now = pair_features(occ, as_of_day)
-    timings["features"] = time.perf_counter() - start
+    with _timed(timings, "training_features"):
+        X_train, y_train, windows = training_set(occ, as_of_day, params)
+    with _timed(timings, "features"):
+        now = pair_features(occ, as_of_day)
     training = {"rows": int(len(y_train)), "positives": int(y_train.sum()),
                 "label_windows": [(int(a), int(b)) for a, b in windows]}
+    from sklearn.ensemble import HistGradientBoostingClassifier  # noqa: F401 (loads its OpenMP runtime, so
+    # that threadpool_limits below sees and caps it; imported here because it takes a second)
     with threadpool_limits(params.threads):
-        start = time.perf_counter()
-        model = _fit_classifier(X_train, y_train, params)
-        timings["fit"] = time.perf_counter() - start
-        start = time.perf_counter()
-        if model is None:
-            method = "rule"
-            probability = rule_probability(now, params.window_days)
-        else:
-            method = "model"
-            probability = model.predict_proba(now.X)[:, 1] if len(now.X) else np.zeros(0)
-        timings["score"] = time.perf_counter() - start
+        with _timed(timings, "fit"):
+            model = _fit_classifier(X_train, y_train, params)
+        with _timed(timings, "score"):
+            if model is None:
+                method = "rule"
+                probability = rule_probability(now, params.window_days)
+            else:
+                method = "model"
+                probability = model.predict_proba(now.X)[:, 1] if len(now.X) else np.zeros(0)
     return RepurchaseScores(as_of_day, params.window_days, occ.customer_ids[now.customer], occ.skus[now.item],
                             probability.astype(float), now.column("own_median_gap").astype(float), now, method,
                             training, timings)
@@ -330,12 +329,21 @@ def rule_probability(features: PairFeatures, window_days: int) -> np.ndarray:
     return np.exp(-0.5 * (np.log((since + window_days / 2) / gap) / 0.5) ** 2)
 
 
+@contextmanager
+def _timed(timings: dict[str, float], name: str):
+    """Wall seconds under `name`, this process's CPU seconds under `name`_cpu."""
+    start, cpu = time.perf_counter(), time.process_time()
+    yield
+    timings[name] = time.perf_counter() - start
+    timings[f"{name}_cpu"] = time.process_time() - cpu
+
+
 def _fit_classifier(X: np.ndarray, y: np.ndarray, params: RepurchaseParams):
     """HistGradientBoostingClassifier, or None with fewer than `min_labels` rows of either class."""
     positives = int(y.sum())
     if min(positives, len(y) - positives) < max(params.min_labels, 1):
         return None
-    from sklearn.ensemble import HistGradientBoostingClassifier   # imported here: a second to load
+    from sklearn.ensemble import HistGradientBoostingClassifier
 
     if len(y) > params.max_train_rows:
         pick = np.random.default_rng(params.seed).choice(len(y), params.max_train_rows, replace=False)
