@@ -125,3 +125,19 @@ def test_every_locale_says_the_rhythm():
         for text in reasons[code].values():
             formatted = text.format(**params)
             assert "Tea" in formatted and str(params.get("weeks", params.get("months", params["days"]))) in formatted
+
+
+def test_training_on_a_sample_of_customers_keeps_their_rows_exact():
+    occ = occasions_from_lines(cyclic_lines())
+    at = int(AS_OF.to_datetime64().astype("datetime64[D]").astype(np.int64)) - 14
+    chosen = np.zeros(len(occ.customer_ids), bool)
+    chosen[::3] = True
+    full, sample = pair_features(occ, at), pair_features(occ, at, chosen)
+    assert 0 < len(sample.X) < len(full.X) and chosen[sample.customer].all()
+    index = {(c, i): n for n, (c, i) in enumerate(zip(full.customer, full.item))}
+    rows = [index[(c, i)] for c, i in zip(sample.customer, sample.item)]
+    # product features still count every customer, so a sampled row equals the full row
+    np.testing.assert_array_equal(sample.X, full.X[rows])
+    small = RepurchaseParams(max_iter=30, min_samples_leaf=20, max_train_rows=300)
+    scores = fit_repurchase(cyclic_lines(), AS_OF, small)
+    assert scores.training["rows"] < 0.5 * fit_repurchase(cyclic_lines(), AS_OF, FAST).training["rows"]
