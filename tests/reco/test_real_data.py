@@ -25,3 +25,19 @@ def test_report_split_reproduces_the_readme_baseline_and_reaches_the_goals():
     assert results["repeat>ease"]["ndcg"] >= 0.35
     assert results["ease"]["recall_new"] > 0.028
     assert results["co_purchase"]["recall_new"] > 0.028
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not DATA.exists(), reason=f"UCI Online Retail not found at {DATA}")
+def test_replenishment_timing_beats_the_frequency_baseline_on_the_report_split():
+    # the command of docs/recommendations.md's timing table
+    result = CliRunner().invoke(app, ["evaluate-timing", "--orders", str(DATA), "--cutoff", "2011-11-10",
+                                      "--window-days", "14", "--product-pattern", r"^\d{5}", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert set(payload["results"]) == {"lojal", "frequency", "fixed_30_day", "own_median_gap",
+                                       "product_median_gap", "recency"}
+    lojal, frequency = payload["results"]["lojal"], payload["results"]["frequency"]
+    assert lojal["auc"] >= frequency["auc"] + 0.05
+    assert lojal["precision_at_1000"] >= 1.2 * frequency["precision_at_1000"]
+    assert payload["pairs"] > 40_000 and 0 < payload["positives"] < payload["pairs"]

@@ -23,25 +23,28 @@ def catalogue(product):
             + [product(f"M{i}", "Mugs") for i in range(1, 5)])
 
 
-def test_replenishment_reason_uses_the_shrunk_interval(build_shop, product):
-    # customer 1 buys T1 every 30 days; nobody else buys it, so the product median is also 30 days
+def test_replenishment_reason_tells_the_customers_rhythm(build_shop, product):
+    # customer 1 buys T1 every 30 days: due now (31 days since the last one as of 06-01)
     days = ["2024-02-01", "2024-03-02", "2024-04-01", "2024-05-01"]
-    shop = build_shop(catalogue(product), [(1, "T1", d) for d in days])   # as of 06-01: 31 days since last
-    rec = fit_recommender(shop).recommend([1], spec(("replenishment", 1)))[1][0]
+    shop = build_shop(catalogue(product), [(1, "T1", d) for d in days] + [(1, "C1", "2024-05-01")])
+    recommender = fit_recommender(shop)
+    rec = recommender.recommend([1], spec(("replenishment", 1)))[1][0]
     assert (rec.sku, rec.strategy, rec.slot) == ("T1", "replenishment", 1)
-    assert rec.reason_code == "reorder_due"
-    assert rec.reason_params == {"days": 30, "product": "Title T1"}
-    assert rec.reason == "You usually re-order every 30 days"
+    assert rec.reason_code == "reorder_due_weeks"
+    assert rec.reason_params == {"days": 30, "weeks": 4, "product": "Title T1"}
+    assert rec.reason == "You usually re-order this about every 4 weeks"
+    assert recommender.model.due.nnz == 1          # C1 was bought once: not a replenishment candidate
 
 
-def test_replenishment_interval_is_shrunk_toward_the_customers_own_gaps(build_shop, product):
-    # others re-buy T1 every 10 days (product median 10); customer 1 every 40 days, 2 gaps
-    others = [(c, "T1", d) for c in (2, 3) for d in ("2024-05-01", "2024-05-11", "2024-05-21")]
-    own = [(1, "T1", d) for d in ("2024-03-13", "2024-04-22", "2024-05-02")]  # gaps 40, 10 → median 25
-    rec = fit_recommender(build_shop(catalogue(product), others + own))
-    interval = rec.model.interval_days[rec.model.inter.rows_of(np.array([1]))[0], 0]
-    # product median over gaps [10]*4 + [40, 10] = 10; shrink k=2: (2 × 25 + 2 × 10) / 4 = 17.5
-    assert interval == pytest.approx(17.5)
+def test_replenishment_prefers_the_product_that_is_due(build_shop, product):
+    # T1 every 30 days, last 31 days ago (due); T2 every 30 days, last bought 5 days ago (not yet)
+    t1 = [(1, "T1", d) for d in ("2024-02-01", "2024-03-02", "2024-04-01", "2024-05-01")]
+    t2 = [(1, "T2", d) for d in ("2024-03-27", "2024-04-26", "2024-05-27")]
+    rec = fit_recommender(build_shop(catalogue(product), t1 + t2))
+    picks = rec.recommend([1], spec(("replenishment", 2)))[1]
+    assert [r.sku for r in picks] == ["T1", "T2"]
+    row = rec.model.inter.rows_of(np.array([1]))[0]
+    assert rec.model.interval_days[row, 0] == pytest.approx(30.0)   # the own median gap
 
 
 def test_repeat_reason_counts_purchase_occasions(build_shop, product):

@@ -15,6 +15,7 @@ from lojal.config import Loyalty
 from lojal.features.bgnbd import expected_purchases, fit_sample, probability_alive
 from lojal.features.history import order_days, order_history, repeat_purchase_summary
 from lojal.features.registry import CUSTOMER_ATTRIBUTES, FEATURES, Feature
+from lojal.features.repurchase import reorder_features
 from lojal.features.rfm import rfm
 from lojal.features.tiers import loyalty_tiers
 from lojal.store.shopdata import ShopData
@@ -35,6 +36,7 @@ def compute_features(data: ShopData, loyalty: Loyalty, previous_run: date | None
         rfm(history["days_since_last_order"], history["order_count"], history["total_spend"]),
         loyalty_tiers(data, loyalty, previous_run),
         predictions(data, days),
+        reorder_features(data),
         data.customers[CUSTOMER_ATTRIBUTES],
     ]
     features = pd.concat(parts, axis=1)

@@ -60,6 +60,10 @@ FEATURES: dict[str, Feature] = _features(
     # BG/NBD predictions
     Feature("p_alive", "number", "BG/NBD probability (0-1) that the customer is still active", "prediction"),
     Feature("expected_purchases_90d", "number", "BG/NBD expected number of purchases in the next 90 days", "prediction"),
+    Feature("reorder_probability", "number", "repurchase model: highest probability (0-1), over the products "
+                                             "bought on 2+ days, of re-buying one within 14 days (empty without such products)", "prediction"),
+    Feature("reorder_interval_days", "number", "the customer's usual gap in days between purchases of that "
+                                               "product (median)", "prediction"),
     # Customer attributes
     Feature("locale", "text", "customer language: en, nb, sv or da", "customer"),
     Feature("country", "text", "two-letter country code", "customer"),

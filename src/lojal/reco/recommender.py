@@ -10,7 +10,8 @@ import pandas as pd
 
 from lojal.reco import rules
 from lojal.reco.matrix import build_interactions
-from lojal.reco.reasons import REASON_OF_STRATEGY, reason_text
+from lojal.reco.reasons import REASON_OF_STRATEGY, reason_text, reorder_reason
+from lojal.reco.repurchase import fit_repurchase
 from lojal.reco.spec import RecommendationSpec
 from lojal.reco.strategies import (DISCOVERY_STRATEGIES, REPEAT_STRATEGIES, FittedStrategies, RecoParams,
                                    fit_strategies)
@@ -158,6 +159,8 @@ class Recommender:
         text = {f: values[pick.item] for f, values in self._text_fields.items()}
         code = REASON_OF_STRATEGY[pick.strategy]
         params = self._reason_params(code, row, pick.item)
+        if code == "reorder_due":
+            code, params = reorder_reason(params["days"], params["product"])
         return Recommendation(
             sku=str(self.model.inter.skus[pick.item]), price=float(self.item_price[pick.item]),
             strategy=pick.strategy, slot=slot, reason_code=code, reason_params=params,
@@ -168,7 +171,7 @@ class Recommender:
         if code == "bought_before":
             return {"times": int(inter.occasions[row, item])}
         if code == "reorder_due":
-            return {"days": int(round(float(self.model.interval_days[row, item]))), "product": self._title(item)}
+            return {"days": float(self.model.interval_days[row, item]), "product": self._title(item)}
         if code == "bought_together":
             return {"product": self._title(self._source_item(row, item))}
         if code == "favourite_category":
@@ -197,18 +200,19 @@ def _text(value) -> str:
 def fit_recommender(data: ShopData, params: RecoParams = RecoParams()) -> Recommender:
     """Fit every strategy on `data.lines` (history before `data.as_of`) and `data.products`."""
     products = data.products
-    lines = data.lines[["customer_id", "sku", "placed_at", "unit_price", "category"]]
+    lines = data.lines[["customer_id", "sku", "placed_at", "quantity", "unit_price", "category"]]
     if "amount" in data.lines.columns:  # unit prices in the shop's currency (amount is), like products.price
         lines = lines.assign(unit_price=data.lines["amount"] / data.lines["quantity"].where(data.lines["quantity"] != 0))
     inter = build_interactions(lines, data.as_of, products.index.to_numpy(), params.half_life_days)
     catalogue = _catalogue(products, inter.skus, lines)
     sellable = rules.sellable_items(products, inter.skus)
     margin = pd.to_numeric(catalogue["margin"], errors="coerce").to_numpy(float) if "margin" in catalogue else None
-    return _fit(inter, catalogue, sellable, params, margin)
+    repurchase = fit_repurchase(lines, data.as_of, params.repurchase)
+    return _fit(inter, catalogue, sellable, params, margin, repurchase)
 
 
 def fit_on_history(lines: pd.DataFrame, as_of: pd.Timestamp, params: RecoParams = RecoParams()) -> Recommender:
-    """Fit on bare order lines (customer_id, sku, placed_at[, unit_price, category]) with no catalogue:
+    """Fit on bare order lines (customer_id, sku, placed_at[, quantity, unit_price, category]) with no catalogue:
     every purchased item is recommendable. Used by the offline evaluation."""
     inter = build_interactions(lines, as_of, None, params.half_life_days)
     index = pd.Index(inter.skus.astype(str))
@@ -216,14 +220,15 @@ def fit_on_history(lines: pd.DataFrame, as_of: pd.Timestamp, params: RecoParams 
                 if "category" in lines.columns else pd.Series(None, index=index, dtype=object))
     catalogue = pd.DataFrame({"title": index, "category": category.to_numpy(), "price": np.nan,
                               "currency": "", "image_url": "", "product_url": ""}, index=index)
-    return _fit(inter, catalogue, np.ones(inter.n_items, bool), params, None)
+    repurchase = fit_repurchase(lines, as_of, params.repurchase)
+    return _fit(inter, catalogue, np.ones(inter.n_items, bool), params, None, repurchase)
 
 
 def _fit(inter, catalogue: pd.DataFrame, sellable: np.ndarray, params: RecoParams,
-         margin: np.ndarray | None) -> Recommender:
+         margin: np.ndarray | None, repurchase) -> Recommender:
     category = catalogue["category"]
     codes, names = pd.factorize(category, use_na_sentinel=True)
-    model = fit_strategies(inter, codes.astype(np.int64), np.asarray(names, dtype=object), params)
+    model = fit_strategies(inter, codes.astype(np.int64), np.asarray(names, dtype=object), params, repurchase)
     return Recommender(model, catalogue, sellable, margin)
 
 

@@ -16,6 +16,7 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from lojal.reco.matrix import Interactions
+from lojal.reco.repurchase import RepurchaseParams, RepurchaseScores
 
 REPEAT_STRATEGIES = frozenset({"repeat", "replenishment"})
 DISCOVERY_STRATEGIES = frozenset({"co_purchase", "ease"})
@@ -33,9 +34,7 @@ class RecoParams:
     knn_neighbours: int = 20             # co_purchase: neighbours kept per item
     ease_lambda: float = 200.0           # EASE L2 regularisation
     ease_max_items: int = 5_000          # EASE runs on the most-bought items only (dense inverse)
-    replenishment_shrink: float = 2.0    # pseudo-gaps of the product median in the shrunk interval
-    replenishment_min_gaps: int = 3      # gaps a product needs before its median is trusted
-    replenishment_width: float = 0.5     # log-ratio width of the "due now" bell
+    repurchase: RepurchaseParams = RepurchaseParams()   # replenishment: the repurchase model
 
 
 @dataclass
@@ -51,8 +50,8 @@ class FittedStrategies:
     ease_items: np.ndarray                    # item columns EASE covers
     ease_weights: np.ndarray                  # dense B over ease_items
     ease_history: sp.csr_matrix               # binary purchases restricted to ease_items
-    due: sp.csr_matrix                        # replenishment score per customer × item
-    interval_days: sp.csr_matrix              # typical re-purchase interval per customer × item
+    due: sp.csr_matrix                        # replenishment: P(re-buy within the window) per customer × item
+    interval_days: sp.csr_matrix              # the customer's own median gap per customer × item
     category_share: sp.csr_matrix             # customer × category, decayed share
     category_item_score: np.ndarray           # item popularity relative to the best of its category
     timings: dict[str, float] = field(default_factory=dict)
@@ -62,7 +61,9 @@ class FittedStrategies:
 
 
 def fit_strategies(inter: Interactions, item_category: np.ndarray, categories: np.ndarray,
-                   params: RecoParams = RecoParams()) -> FittedStrategies:
+                   params: RecoParams = RecoParams(), repurchase: RepurchaseScores | None = None) -> FittedStrategies:
+    """`repurchase`: the repurchase model's scores (`fit_repurchase` on the same lines and as_of);
+    None leaves `replenishment` without candidates."""
     timings: dict[str, float] = {}
     start = time.perf_counter()
 
@@ -84,7 +85,7 @@ def fit_strategies(inter: Interactions, item_category: np.ndarray, categories: n
     ease_items, ease_weights = fit_ease(binary, params.ease_lambda, params.ease_max_items, gram)
     del gram
     lap("ease")
-    due, interval = replenishment_due(inter, params)
+    due, interval = repurchase_matrices(inter, repurchase)
     lap("replenishment")
     share, item_score = category_model(inter, item_category, len(categories), popular)
     lap("category_affinity")
@@ -172,39 +173,21 @@ def fit_ease(binary: sp.csr_matrix, lam: float, max_items: int,
 
 # --- replenishment ---------------------------------------------------------------------------
 
-def replenishment_due(inter: Interactions, params: RecoParams) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-    """Per customer-product: the typical interval (product median gap shrunk toward the customer's
-    own median gap) and how due the product is today (a bell around days-since-last / interval = 1)."""
-    table = inter.occasion_table
-    same_pair = (table["row"].diff() == 0) & (table["col"].diff() == 0)
-    gaps = table.assign(gap=table["day"].diff().where(same_pair))
-    gaps = gaps[gaps["gap"].notna()]
-    per_product = gaps.groupby("col")["gap"].agg(["median", "size"])
-    product_median = np.full(inter.n_items, np.nan)
-    trusted = per_product[per_product["size"] >= params.replenishment_min_gaps]
-    product_median[trusted.index.to_numpy()] = trusted["median"].to_numpy()
-    own = gaps.groupby(["row", "col"])["gap"].agg(["median", "size"])
-
-    last = inter.days_since_last.tocoo()
-    pairs = pd.DataFrame({"row": last.row, "col": last.col, "since": last.data - 1.0})
-    pairs = pairs.join(own, on=["row", "col"])
-    n_own = pairs["size"].fillna(0).to_numpy()
-    own_median = pairs["median"].to_numpy()
-    prior = product_median[pairs["col"].to_numpy()]
-    k = params.replenishment_shrink
-    interval = np.where(np.isnan(prior), own_median,
-                        (n_own * np.nan_to_num(own_median) + k * prior) / (n_own + k))
-    ok = np.isfinite(interval) & (interval >= 1)
-    ratio = pairs["since"].to_numpy()[ok] / interval[ok]
-    bell = np.exp(-0.5 * (np.log(np.maximum(ratio, 1e-3)) / params.replenishment_width) ** 2)
-    confidence = (n_own[ok] + 1) / (n_own[ok] + 2)
-    score = np.where(ratio >= 0.5, bell * confidence, 0.0)
-    rows, cols = pairs["row"].to_numpy()[ok], pairs["col"].to_numpy()[ok]
+def repurchase_matrices(inter: Interactions, scores: RepurchaseScores | None) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """The repurchase model's probability and the own median gap as customer × item matrices."""
     shape = (inter.n_customers, inter.n_items)
-    keep = score > 1e-3
-    due = sp.csr_matrix((score[keep].astype(np.float32), (rows[keep], cols[keep])), shape=shape)
-    intervals = sp.csr_matrix((interval[ok][keep].astype(np.float32), (rows[keep], cols[keep])), shape=shape)
-    return due, intervals
+    if scores is None or len(scores.probability) == 0:
+        empty = sp.csr_matrix(shape, dtype=np.float32)
+        return empty, empty.copy()
+    rows = inter.rows_of(scores.customer_ids)
+    cols = pd.Index(inter.skus.astype(str)).get_indexer(scores.skus.astype(str))
+    ok = (rows >= 0) & (cols >= 0)
+    rows, cols = rows[ok], cols[ok]
+    # the floor keeps every candidate a candidate (a stored 0 would read as "not a candidate")
+    probability = np.maximum(scores.probability[ok], 1e-6).astype(np.float32)
+    due = sp.csr_matrix((probability, (rows, cols)), shape=shape)
+    interval = sp.csr_matrix((scores.interval_days[ok].astype(np.float32), (rows, cols)), shape=shape)
+    return due, interval
 
 
 # --- category affinity ----------------------------------------------------------------------
