@@ -8,7 +8,7 @@ LOCK   := requirements.lock
 DEMO_CUSTOMERS ?= 5000
 DEMO_SEED ?= 7
 
-.PHONY: demo test venv dev browser clean bench lock floors
+.PHONY: demo test venv dev browser mjml-node clean bench lock floors
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,7 +39,15 @@ browser:
 	      || echo "chromium could not be installed: browser tests will be skipped"; \
 	  else echo "chromium not found and not root: browser tests will be skipped"; fi; }
 
-test: $(DEV_STAMP) browser
+# Official MJML (pinned in bench/node/package-lock.json) for the template-fidelity tests and bench/render.py,
+# installed from the npm registry when Node and npm are here; Node stays optional (those tests skip without it).
+mjml-node:
+	@if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then \
+	  [ -x bench/node/node_modules/.bin/mjml ] || npm ci --prefix bench/node --no-audit --no-fund --loglevel=error >/dev/null \
+	    || echo "official MJML could not be installed: its comparison tests will be skipped"; \
+	else echo "node/npm not found: official MJML comparison tests will be skipped"; fi
+
+test: $(DEV_STAMP) browser mjml-node
 	$(BIN)/python -m pytest
 
 bench: $(DEV_STAMP)
