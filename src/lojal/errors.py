@@ -7,6 +7,7 @@
     ├── RenderError                 a template failed for one recipient (undefined variable, ...)
     ├── HeaderInjectionError        CR/LF or other control characters in a header value
     └── DeliveryError               a delivery backend failed; `retryable` says whether to try again
+        └── DeliveryAuthError       the provider refused our credentials (401/403): the run stops at once
 
 A `Problem` is one finding about one place in a file, printed as `path:line:col: message`
 (the form editors and CI annotate).
@@ -76,3 +77,7 @@ class DeliveryError(LojalError):
     def __init__(self, message: str, *, retryable: bool = False):
         super().__init__(message)
         self.retryable = retryable
+
+
+class DeliveryAuthError(DeliveryError):
+    """The provider answered 401/403: no message can go out until the named setting is fixed."""

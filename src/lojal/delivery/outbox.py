@@ -1,8 +1,9 @@
 """The embedded delivery backend: each message as `.eml`, its SendGrid request body as `.json`
 and its HTML as `.html`, under `<state>/outbox/<run date>/<campaign>/`, plus an `index.html`.
 
-Delivery is idempotent by message id: a message whose files exist is not written again, so a
-run that stopped between delivering and recording can be resumed without duplicates.
+Delivery is idempotent by message id (`idempotent = True`): a message whose files exist is not
+written again but answered `duplicate`, so rows a crash left `sending` in the ledger may simply be
+handed over again. The ledger, not these files, is the record of what was sent.
 `deliveries.jsonl` logs each first delivery, one line per message.
 """
 
@@ -16,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from lojal.config import SendGridSettings, Tracking
-from lojal.delivery.base import DeliveryResult
+from lojal.delivery.base import SENT, DeliveryResult
 from lojal.delivery.message import OutgoingMessage
 from lojal.sendgrid.payload import mail_send_body
 
@@ -25,6 +26,8 @@ LOG_NAME = "deliveries.jsonl"
 
 class OutboxBackend:
     name = "outbox"
+    concurrency = 100  # files are written one after another; the window only bounds ledger commits
+    idempotent = True  # a message handed over twice is written once (see module docstring)
 
     def __init__(self, root: Path, tracking: Tracking, sendgrid: SendGridSettings | None = None):
         self.root = root
@@ -43,7 +46,8 @@ class OutboxBackend:
         folder = self.root / message.campaign_id
         eml = folder / f"{message.message_id}.eml"
         if eml.exists():
-            return DeliveryResult(message.message_id, True, str(eml), duplicate=True)
+            return DeliveryResult(message.message_id, SENT, str(eml), duplicate=True,
+                                  accepted_at=_mtime_utc(eml))
         folder.mkdir(parents=True, exist_ok=True)
         now = datetime.now(timezone.utc)
         body = mail_send_body(message, self.tracking, self.sendgrid)
@@ -54,10 +58,14 @@ class OutboxBackend:
         log.write(json.dumps({"message_id": message.message_id, "campaign": message.campaign_id,
                               "customer_id": message.customer_id, "at": now.isoformat()}) + "\n")
         log.flush()
-        return DeliveryResult(message.message_id, True, str(eml))
+        return DeliveryResult(message.message_id, SENT, str(eml), accepted_at=now.replace(tzinfo=None))
 
     def finish(self) -> None:
         write_index(self.root)
+
+
+def _mtime_utc(path: Path) -> datetime:
+    return datetime.fromtimestamp(path.stat().st_mtime, timezone.utc).replace(tzinfo=None)
 
 
 def _write_atomic(path: Path, text: str) -> None:
