@@ -177,6 +177,9 @@ def _register_subcommands() -> None:
     app.add_typer(segments_app, name="segments", help="List, show and explain segments.")
     app.add_typer(reco_app, name="reco", help="Recommendation tools (offline evaluation).")
     app.add_typer(preview_app, name="preview", help="Preview rendered e-mails in a browser.")
+    from lojal.sendgrid.cli import register as register_sendgrid
+
+    register_sendgrid(app)  # `lojal sendgrid-local`, `lojal webhook serve`
 
 
 _register_subcommands()
