@@ -13,7 +13,6 @@
         ├── WebhookSignatureError   missing, forged, tampered or stale signature (`status` 401/403)
         ├── WebhookConfigError      no or invalid verification key configured
         └── WebhookPayloadError     the (verified) body is not a SendGrid event batch (400)
-        └── DeliveryAuthError       the provider refused our credentials (401/403): the run stops at once
 
 A `Problem` is one finding about one place in a file, printed as `path:line:col: message`
 (the form editors and CI annotate).
@@ -83,10 +82,6 @@ class DeliveryError(LojalError):
     def __init__(self, message: str, *, retryable: bool = False):
         super().__init__(message)
         self.retryable = retryable
-
-
-class DeliveryAuthError(DeliveryError):
-    """The provider answered 401/403: no message can go out until the named setting is fixed."""
 
 
 class DeliveryAuthError(DeliveryError):
