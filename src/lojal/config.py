@@ -134,6 +134,23 @@ class SendGridSettings(_Strict):
     base_url: HttpUrl = HttpUrl("https://api.sendgrid.com")
     ip_pool: str | None = None
     asm_group_id: int | None = Field(default=None, description="SendGrid unsubscribe group")
+    api_key_secret_block: str | None = Field(default=None, description=(
+        "name of a Prefect Secret block holding the API key (instead of the api_key_env variable)"))
+    concurrency: int = Field(default=16, ge=1, le=256, description="Mail Send requests in flight at once")
+    connect_timeout_seconds: float = Field(default=5, gt=0, le=120, description="to open a connection")
+    timeout_seconds: float = Field(default=30, gt=0, le=600, description=(
+        "to write a request and read its answer; past it after the body was sent the outcome is unknown"))
+    connect_retries: int = Field(default=3, ge=0, le=10, description=(
+        "retries (backoff with jitter) of a request that failed before its body was sent"))
+    max_rate_wait_seconds: float = Field(default=60, ge=0, le=3600, description=(
+        "longest total wait for X-RateLimit-Reset on 429s before the attempt counts as failed"))
+    sandbox_mode: bool = Field(default=False, description=(
+        "SendGrid validates every request and delivers nothing (answers 200): for validation runs only"))
+    webhook_public_key: str | None = Field(default=None, description=(
+        "Event Webhook verification key (base64, from SendGrid's settings); LOJAL_SENDGRID_WEBHOOK_PUBLIC_KEY wins"))
+    webhook_max_age_seconds: int = Field(default=300, ge=10, le=86400, description=(
+        "replay window: posts whose signed timestamp is further from now are refused"))
+    webhook_max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, description="largest webhook post accepted")
 
 
 class Delivery(_Strict):

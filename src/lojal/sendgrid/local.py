@@ -77,6 +77,8 @@ class LocalSendGrid:
         self._events: deque = deque()
         self._random = random.Random(self.options.seed)
         self._window = (0, 0)  # (second, requests in it)
+        self._in_flight = 0
+        self._tasks: set[asyncio.Task] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: asyncio.base_events.Server | None = None
@@ -102,6 +104,9 @@ class LocalSendGrid:
             await asyncio.gather(self._poster, return_exceptions=True)
         if self._server:
             self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def start(self) -> "LocalSendGrid":
         """Serve from a background thread (in-process use from tests); returns once listening."""
@@ -113,6 +118,7 @@ class LocalSendGrid:
             self._loop.run_until_complete(self.start_async())
             ready.set()
             self._loop.run_forever()
+            self._loop.close()
 
         self._thread = threading.Thread(target=run, name="local-sendgrid", daemon=True)
         self._thread.start()
@@ -141,7 +147,8 @@ class LocalSendGrid:
                 "unauthorized": counts.get("unauthorized", 0), "rate_limited": counts.get("rate_limited", 0),
                 "server_errors": counts.get("server_errors", 0), "dropped": counts.get("dropped", 0),
                 "dropped_accepted": counts.get("dropped_accepted", 0), "sandboxed": counts.get("sandboxed", 0),
-                "distinct_message_ids": len(self._seen),
+                "distinct_message_ids": len(self._seen), "connections": counts.get("connections", 0),
+                "max_in_flight": counts.get("max_in_flight", 0),
                 "events_generated": counts.get("events_generated", 0),
                 "events_posted": counts.get("events_posted", 0), "events_pending": len(self._events),
                 "webhook_posts": counts.get("webhook_posts", 0),
@@ -162,6 +169,9 @@ class LocalSendGrid:
 
     # ---- HTTP --------------------------------------------------------------------------------
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.counts["connections"] += 1
+        task = asyncio.current_task()
+        self._tasks.add(task)
         try:
             while True:
                 try:
@@ -186,6 +196,7 @@ class LocalSendGrid:
         except (ConnectionError, asyncio.CancelledError):
             return
         finally:
+            self._tasks.discard(task)
             if not writer.is_closing():
                 writer.close()
 
@@ -204,6 +215,14 @@ class LocalSendGrid:
 
     async def _mail_send(self, headers, reader, length):
         self.counts["requests"] += 1
+        self._in_flight += 1
+        self.counts["max_in_flight"] = max(self.counts["max_in_flight"], self._in_flight)
+        try:
+            return await self._mail_send_checked(headers, reader, length)
+        finally:
+            self._in_flight -= 1
+
+    async def _mail_send_checked(self, headers, reader, length):
         if not self._authorized(headers.get("authorization", "")):
             await _discard(reader, length)
             self.counts["unauthorized"] += 1
