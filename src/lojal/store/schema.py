@@ -91,3 +91,24 @@ runs = Table(
     Column("status", String(16), nullable=False),
     Column("summary_json", Text, nullable=True),
 )
+
+# SendGrid's Event Webhook, one row per event (lojal.sendgrid.events), written before the webhook
+# answers 2xx; sg_event_id makes a retried or replayed batch store nothing twice.
+delivery_events = Table(
+    "delivery_events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("sg_event_id", String(100), nullable=False, unique=True),
+    Column("event", String(32), nullable=False),  # normalized: processed, delivered, bounced, opened, ...
+    Column("raw_event", String(32), nullable=True),  # SendGrid's own name: bounce, open, spamreport, ...
+    Column("message_id", String(64), nullable=True, index=True),  # Lojal's, from custom_args lojal_message_id
+    Column("provider_message_id", String(128), nullable=True),  # the X-Message-Id part of sg_message_id
+    Column("email", String(254), nullable=True),
+    Column("occurred_at", DateTime, nullable=True),  # naive UTC
+    Column("received_at", DateTime, nullable=False),  # naive UTC
+    Column("machine_open", Boolean, nullable=False, default=False),  # e.g. Apple MPP (sg_machine_open)
+    Column("bounce_type", String(32), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("url", Text, nullable=True),
+    Column("asm_group_id", Integer, nullable=True),
+    Column("payload", Text, nullable=False),  # the event's raw JSON
+)
