@@ -41,7 +41,7 @@ CAMPAIGNS = CampaignsFile.model_validate({"campaigns": [
     {"id": "thanks", "name": "Thanks", "segment": "ordered", "template": "t", "priority": 100, "occasion": "last_order"},
     {"id": "news", "name": "News", "segment": "everyone", "template": "t", "priority": 10, "occasion": "run_date"},
 ]})
-NO_SENDS = pd.DataFrame(columns=["campaign_id", "customer_id", "occasion_key", "run_date"])
+NO_SENDS = pd.DataFrame(columns=["campaign_id", "customer_id", "occasion_key", "night"])
 
 
 def membership(index) -> pd.DataFrame:
@@ -81,7 +81,7 @@ def test_earlier_send_for_the_same_occasion_excludes_and_frees_the_allowance():
     data = shop()
     feats = features(data)
     sent = pd.DataFrame({"campaign_id": ["thanks"], "customer_id": [1], "occasion_key": ["order:11"],
-                         "run_date": [date(2026, 11, 23)]})
+                         "night": [date(2026, 11, 23)]})
     result = by_id(assign_campaigns(CAMPAIGNS, data, feats, membership(feats.index), sent))
     assert result["thanks"].exclusions[ALREADY_RECEIVED] == 1
     assert 1 in result["news"].recipients["customer_id"].tolist()
@@ -90,7 +90,7 @@ def test_earlier_send_for_the_same_occasion_excludes_and_frees_the_allowance():
 def test_sent_tonight_keeps_its_place_so_a_rerun_plans_the_same():
     data = shop()
     feats = features(data)
-    sent = pd.DataFrame({"campaign_id": ["thanks"], "customer_id": [1], "occasion_key": ["order:11"], "run_date": [RUN]})
+    sent = pd.DataFrame({"campaign_id": ["thanks"], "customer_id": [1], "occasion_key": ["order:11"], "night": [RUN]})
     first = by_id(assign_campaigns(CAMPAIGNS, data, feats, membership(feats.index), NO_SENDS))
     rerun = by_id(assign_campaigns(CAMPAIGNS, data, feats, membership(feats.index), sent))
     for cid in ("thanks", "news"):

@@ -56,6 +56,10 @@ class Campaign(_Strict):
     occasion: OccasionKind
     recommendations: RecommendationSpec | None = None
     categories: list[str] = Field(default_factory=list, description="extra SendGrid categories")
+    send_within_days: int = Field(default=7, ge=0, le=365, description=(
+        "a message planned for a night and not sent that night (a stopped run, a provider outage) is "
+        "sent late by a later run at most this many days after; after that it is expired with the reason "
+        "(0: only on its own night)"))
 
     @field_validator("id")
     @classmethod
@@ -154,9 +158,25 @@ class SendGridSettings(_Strict):
 
 
 class Delivery(_Strict):
-    # The SendGrid backend plugs in here (Literal["outbox", "sendgrid"]) with the delivery work.
-    backend: Literal["outbox"] = "outbox"
+    backend: Literal["outbox", "sendgrid"] = Field(default="outbox", description=(
+        "outbox writes .eml files and request bodies under <state>/outbox/; sendgrid posts to the v3 Mail Send "
+        "API (`lojal run --delivery` overrides this for one run)"))
     batch_size: int = Field(default=1000, ge=1, le=10000)
+    max_attempts: int = Field(default=5, ge=1, le=50, description=(
+        "attempts per message (this run's retry passes and later runs together) before a retryable failure "
+        "is abandoned with its last error"))
+    retry_pause_seconds: float = Field(default=1.0, ge=0, le=300, description=(
+        "pause before a run's retry pass over the messages that failed in its previous pass (doubles each pass)"))
+    pause_error_rate: float = Field(default=0.25, gt=0, le=1, description=(
+        "a campaign pauses itself for the night when more than this share of its attempts tonight failed, "
+        "were rejected or ended unknown; its remaining messages stay planned for a later run"))
+    pause_min_messages: int = Field(default=200, ge=1, description=(
+        "attempts a campaign makes before its error rate may pause it"))
+    unknown_grace_minutes: float = Field(default=60, ge=0, description=(
+        "how long to wait for the provider's events before an `unknown` message with none is judged "
+        "never accepted and sent again"))
+    unknown_settle_hours: float = Field(default=72, gt=0, description=(
+        "an `unknown` message with no evidence either way is abandoned after this long, assumed received"))
     sendgrid: SendGridSettings = SendGridSettings()
 
 

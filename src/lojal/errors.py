@@ -6,6 +6,7 @@
     ├── StoreError                  the database is missing, unreachable or not initialised
     ├── RenderError                 a template failed for one recipient (undefined variable, ...)
     ├── HeaderInjectionError        CR/LF or other control characters in a header value
+    ├── RunLockedError              another nightly run is using the store; this one stops at once
     ├── DeliveryError               a delivery backend failed; `retryable` says whether to try again
     │   ├── DeliveryAuthError       SendGrid answered 401/403: the run stops, naming the setting to fix
     │   └── DeliveryConfigError     the SendGrid backend cannot start (no API key, bad URL)
@@ -74,6 +75,10 @@ class RenderError(LojalError):
 
 class HeaderInjectionError(LojalError, ValueError):
     """A header value contained CR, LF or another control character."""
+
+
+class RunLockedError(LojalError):
+    """Another nightly run holds the store's run lock; the message names it."""
 
 
 class DeliveryError(LojalError):

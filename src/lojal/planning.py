@@ -5,6 +5,10 @@ excluded, with the first reason that applies, when they may not be mailed (conse
 suppression, address), when the campaign's occasion does not exist for them, when they already
 received this campaign for this occasion on an earlier night, or when higher-priority campaigns
 already use tonight's allowance (`max_emails_per_customer_per_run`).
+
+`received` holds what each customer received (or may have), by the night it counts for: the
+night its provider accepted it, not the night it was planned for. Messages of earlier nights
+sent late tonight (`carried`) take their customer's allowance before any campaign is considered.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ NO_OCCASION = "no triggering occasion"
 ALREADY_RECEIVED = "already received for this occasion"
 HIGHER_PRIORITY = "gets higher-priority"  # + " <campaigns> tonight"
 SENT_EARLIER_TONIGHT = "already sent tonight (a re-run)"
+CARRIED_OVER = "planned on an earlier night, sent late tonight"
 
 
 @dataclass
@@ -55,12 +60,19 @@ def occasion_keys(kind: str, features: pd.DataFrame, run_date: date) -> pd.Serie
 
 
 def assign_campaigns(campaigns: CampaignsFile, data: ShopData, features: pd.DataFrame,
-                     membership: pd.DataFrame, sent: pd.DataFrame) -> list[CampaignAudience]:
-    """Decide tonight's recipients of every enabled campaign (see module docstring)."""
+                     membership: pd.DataFrame, received: pd.DataFrame,
+                     carried: pd.DataFrame | None = None) -> list[CampaignAudience]:
+    """Decide tonight's recipients of every enabled campaign (see module docstring). `received`:
+    campaign_id, customer_id, occasion_key, night; `carried`: campaign_id, customer_id."""
     run_date = data.run_date
     blocked = exclusion_reasons(data).reindex(features.index)
     allowance = pd.Series(campaigns.max_emails_per_customer_per_run, index=features.index)
     taken_by = pd.Series("", index=features.index, dtype=object)  # tonight's earlier campaigns, joined
+    carried = carried if carried is not None else pd.DataFrame({"campaign_id": [], "customer_id": []})
+    for campaign_id, ids in carried.groupby("campaign_id")["customer_id"]:
+        ids = features.index.intersection(ids.astype("int64"))
+        allowance[ids] -= 1
+        taken_by[ids] = np.where(taken_by[ids] == "", campaign_id, taken_by[ids] + ", " + campaign_id)
     audiences = []
     for campaign in campaigns.enabled:
         matched = membership[campaign.segment].reindex(features.index, fill_value=False).to_numpy(bool)
@@ -68,8 +80,10 @@ def assign_campaigns(campaigns: CampaignsFile, data: ShopData, features: pd.Data
         reasons = pd.Series(None, index=features.index, dtype=object)
         reasons[blocked.notna()] = blocked
         reasons[reasons.isna() & keys.isna()] = NO_OCCASION
-        earlier = _sent_before(sent, campaign.id, run_date, features.index, keys)
+        earlier = _sent_before(received, campaign.id, run_date, features.index, keys)
         reasons[reasons.isna() & earlier] = ALREADY_RECEIVED
+        late = features.index.isin(carried.loc[carried["campaign_id"] == campaign.id, "customer_id"])
+        reasons[reasons.isna() & late] = CARRIED_OVER
         selected = matched & reasons.isna().to_numpy() & (allowance > 0).to_numpy()
         exclusions = _count_exclusions(matched, reasons, allowance, taken_by)
         taken_by[selected] = np.where(taken_by[selected] == "", campaign.id, taken_by[selected] + ", " + campaign.id)
@@ -98,5 +112,5 @@ def _sent_before(sent: pd.DataFrame, campaign_id: str, run_date: date, index: pd
         return pd.Series(False, index=index)
     joined = pd.DataFrame({"customer_id": index, "occasion_key": keys.to_numpy()}).merge(
         rows, on=["customer_id", "occasion_key"], how="left")
-    earlier = joined["run_date"].notna() & (joined["run_date"] != run_date)
+    earlier = joined["night"].notna() & (joined["night"] != run_date)
     return pd.Series(earlier.to_numpy(), index=index)

@@ -21,6 +21,14 @@ def start_run(engine: Engine, run_date: date) -> int:
         return int(result.inserted_primary_key[0])
 
 
+def mark_interrupted(engine: Engine) -> int:
+    """Runs still marked running while we hold the store's run lock died without finishing (a
+    killed process): mark them interrupted."""
+    with engine.begin() as conn:
+        return conn.execute(update(runs).where(runs.c.status == "running")
+                            .values(status="interrupted", finished_at=_now())).rowcount
+
+
 def finish_run(engine: Engine, run_id: int, status: str, summary: list[dict] | None = None) -> None:
     with engine.begin() as conn:
         conn.execute(update(runs).where(runs.c.id == run_id).values(

@@ -46,7 +46,7 @@ class OutboxBackend:
         folder = self.root / message.campaign_id
         eml = folder / f"{message.message_id}.eml"
         if eml.exists():
-            return DeliveryResult(message.message_id, SENT, str(eml), duplicate=True,
+            return DeliveryResult(message.message_id, SENT, self._relative(eml), duplicate=True,
                                   accepted_at=_mtime_utc(eml))
         folder.mkdir(parents=True, exist_ok=True)
         now = datetime.now(timezone.utc)
@@ -58,7 +58,11 @@ class OutboxBackend:
         log.write(json.dumps({"message_id": message.message_id, "campaign": message.campaign_id,
                               "customer_id": message.customer_id, "at": now.isoformat()}) + "\n")
         log.flush()
-        return DeliveryResult(message.message_id, SENT, str(eml), accepted_at=now.replace(tzinfo=None))
+        return DeliveryResult(message.message_id, SENT, self._relative(eml), accepted_at=now.replace(tzinfo=None))
+
+    def _relative(self, eml: Path) -> str:
+        """The provider id of an outbox message: `<date>/<campaign>/<message id>.eml` under the outbox."""
+        return eml.relative_to(self.root.parent).as_posix()
 
     def finish(self) -> None:
         write_index(self.root)

@@ -65,21 +65,30 @@ suppressions = Table(
 )
 
 # One row per (campaign, customer, occasion): what makes a repeated or resumed run send nothing twice.
+# States (lojal.ledger): planned -> sending -> sent | rejected | failed | unknown | abandoned, and
+# expired (planned on an earlier night, not sent within the campaign's limit); held_out is reserved.
 send_ledger = Table(
     "send_ledger", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("campaign_id", String(64), nullable=False),
     Column("customer_id", BigInteger, nullable=False),
     Column("occasion_key", String(128), nullable=False),
-    Column("run_date", Date, nullable=False),
+    Column("run_date", Date, nullable=False),  # the night it was planned for
     Column("message_id", String(64), nullable=False, unique=True),
-    Column("state", String(16), nullable=False),  # planned, sent, failed
+    Column("state", String(16), nullable=False),
     Column("planned_at", DateTime, nullable=False),
-    Column("sent_at", DateTime, nullable=True),
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("error", Text, nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),  # provider attempts so far
+    Column("attempted_at", DateTime, nullable=True),  # when the latest attempt was committed `sending`
+    Column("attempt_run_date", Date, nullable=True),  # the night of the run that made the latest attempt
+    Column("backend", String(32), nullable=True),  # the backend of the latest attempt (outbox, sendgrid)
+    Column("accepted_at", DateTime, nullable=True),  # when the provider accepted it (state sent)
+    Column("accepted_on", Date, nullable=True),  # the night it counts for: caps and "already received"
+    Column("provider_message_id", String(128), nullable=True),  # SendGrid's X-Message-Id, or the outbox file
+    Column("settled_at", DateTime, nullable=True),  # when the state last changed after planning
+    Column("error", Text, nullable=True),  # provider error text, or why it was abandoned/expired
     UniqueConstraint("campaign_id", "customer_id", "occasion_key", name="uq_ledger_occasion"),
     Index("ix_ledger_run", "run_date", "campaign_id", "state"),
+    Index("ix_ledger_state", "state", "campaign_id"),
 )
 
 runs = Table(
