@@ -76,11 +76,17 @@ def run(
     project: ProjectOpt = None,
     fail_after: Annotated[Optional[int], typer.Option(hidden=True, help="drill: stop delivery after N messages")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show Prefect's log lines")] = False,
+    delivery: Annotated[Optional[str], typer.Option(
+        help="outbox or sendgrid: overrides delivery.backend in config/sender.yaml for this run")] = None,
 ) -> None:
     """Run tonight's campaigns end to end (a Prefect flow; ephemeral unless PREFECT_API_URL is set)."""
     from lojal.commands import run_nightly
+    from lojal.delivery import BACKENDS
 
-    result = run_nightly(project, parse_date(run_date), fail_after, verbose, show_progress())
+    if delivery is not None and delivery not in BACKENDS:
+        raise typer.BadParameter(f"{delivery!r} is not a delivery backend; use one of {', '.join(BACKENDS)}",
+                                 param_hint="--delivery")
+    result = run_nightly(project, parse_date(run_date), fail_after, verbose, show_progress(), delivery)
     print_run_summary(result)
 
 
@@ -100,7 +106,17 @@ def print_run_summary(result: dict) -> None:
     if why.row_count:
         console.print(why)
     total = sum(s["delivered"] for s in result["campaigns"])
-    console.print(f"{total} new messages delivered. Open {Path(result['outbox']) / 'index.html'}")
+    for s in result["campaigns"]:
+        if s.get("paused"):
+            err_console.print(f"{s['campaign_id']} {s['paused']}", markup=False, highlight=False)
+    if result.get("reconciled"):
+        console.print("Settled before planning: " + ", ".join(f"{k}: {v}" for k, v in sorted(result["reconciled"].items())),
+                      markup=False, highlight=False)
+    if result.get("delivery", "outbox").startswith("outbox"):
+        console.print(f"{total} new messages delivered. Open {Path(result['outbox']) / 'index.html'}")
+    else:
+        console.print(f"{total} new messages accepted by {result['delivery']}. `lojal delivery unknown` lists "
+                      "messages whose outcome is not known yet.")
     console.print(f"Funnel chart: {result['report']}")
 
 
@@ -180,6 +196,9 @@ def _register_subcommands() -> None:
     from lojal.sendgrid.cli import register as register_sendgrid
 
     register_sendgrid(app)  # `lojal sendgrid-local`, `lojal webhook serve`
+    from lojal.delivery.cli import app as delivery_app
+
+    app.add_typer(delivery_app, name="delivery", help="The send ledger: messages whose outcome is not known.")
 
 
 _register_subcommands()

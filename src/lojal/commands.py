@@ -72,7 +72,7 @@ class RichObserver:
 
 
 def run_nightly(project: Path | None, run_date: date | None, fail_after: int | None, verbose: bool,
-                progress: bool) -> dict:
+                progress: bool, delivery: str | None = None) -> dict:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     if not verbose:
         # Console only: the Prefect UI still receives every log line.
@@ -85,4 +85,5 @@ def run_nightly(project: Path | None, run_date: date | None, fail_after: int | N
     with _bar(progress) as bar:
         ctx = observing(RichObserver(bar)) if progress else nullcontext()
         with ctx:
-            return nightly(run_date=run_date, project_dir=str(paths.project), fail_after=fail_after)
+            return nightly(run_date=run_date, project_dir=str(paths.project), fail_after=fail_after,
+                           delivery=delivery)

@@ -324,7 +324,8 @@ def deliver(engine: Engine, backend: DeliveryBackend, messages: list[OutgoingMes
     one window unsettled (`lojal.delivery.reconcile` settles it). Messages that failed retryably get
     retry passes (pausing `retry_pause_seconds`, doubling) up to `max_attempts`. The campaign pauses
     when its error rate passes `pause_error_rate` (`tally` spans its batches): the rest stay planned.
-    DeliveryAuthError (401/403) puts the window back to failed and stops the run."""
+    DeliveryAuthError (401/403) settles what the window's other requests got, puts the refused ones
+    back to failed (sent by a later run once the key is fixed) and stops the run."""
     tally = tally or Tally()
     outcome = BatchOutcome()
     queue, number = list(messages), 0
@@ -350,7 +351,9 @@ def _delivery_pass(engine: Engine, backend: DeliveryBackend, queue: list[Outgoin
         try:
             results = backend.send_batch(window)
         except DeliveryAuthError as exc:
-            ledger.release(engine, [m.message_id for m in window], f"not sent: {exc}")
+            done = [r for r in exc.results if r is not None]
+            ledger.settle(engine, done, attempts, night, settings.max_attempts)
+            ledger.release(engine, [m.message_id for m in window], f"not sent: {exc}")  # the refused ones
             raise
         settled = ledger.settle(engine, results, attempts, night, settings.max_attempts)
         _count(outcome, tally, results, settled)

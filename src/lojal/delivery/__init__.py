@@ -25,5 +25,5 @@ def backend_for(config: ProjectConfig, paths: Paths, run_date: date, override: s
     if name == "sendgrid":
         from lojal.sendgrid.backend import SendGridBackend
 
-        return SendGridBackend.from_config(config)
+        return SendGridBackend(delivery.sendgrid, config.tracking)
     raise ValueError(f"unknown delivery backend {name!r}; use one of {', '.join(BACKENDS)}")
