@@ -62,7 +62,7 @@ def reconcile(engine: Engine, policy: Policy, outbox_root: Path | None = None,
 
 
 def _events_table():
-    return getattr(schema, "delivery_events", None)
+    return schema.delivery_events
 
 
 def _from_events(engine: Engine, now: datetime) -> Counter:
