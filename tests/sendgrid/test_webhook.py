@@ -78,8 +78,9 @@ def count(engine) -> int:
 
 
 @pytest.fixture
-def store(tmp_path):
-    engine = connect(f"sqlite:///{tmp_path / 'store.db'}")
+def store(database_url):
+    """The store on SQLite and on PostgreSQL (which stores through COPY)."""
+    engine = connect(database_url)
     init_schema(engine)
     yield engine
     engine.dispose()

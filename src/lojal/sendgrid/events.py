@@ -16,11 +16,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 
 from sqlalchemy import Engine
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 
 from lojal.errors import WebhookPayloadError
 
@@ -106,17 +106,38 @@ def _time(value: object) -> datetime | None:
 
 def store_events(engine: Engine, events: Sequence[DeliveryEvent]) -> int:
     """Insert events in one transaction, skipping sg_event_ids already stored (by this batch or an
-    earlier post); returns how many rows were new. Raises when the database cannot be written."""
-    from lojal.store.schema import delivery_events
-
+    earlier post); returns how many rows were new. Raises when the database cannot be written.
+    PostgreSQL: COPY into a session temp table, then one INSERT ... ON CONFLICT DO NOTHING (about
+    five times the rate of a multi-row INSERT); SQLite: INSERT ... ON CONFLICT DO NOTHING."""
     rows = list({e.sg_event_id: asdict(e) for e in events}.values())
     if not rows:
         return 0
-    dialect = {"postgresql": postgresql, "sqlite": sqlite}[engine.dialect.name]
-    statement = (dialect.insert(delivery_events).on_conflict_do_nothing(index_elements=["sg_event_id"])
+    if engine.dialect.name == "postgresql":
+        return _store_postgres(engine, rows)
+    from lojal.store.schema import delivery_events
+
+    statement = (sqlite.insert(delivery_events).on_conflict_do_nothing(index_elements=["sg_event_id"])
                  .returning(delivery_events.c.id))
     with engine.begin() as conn:
         return sum(len(conn.execute(statement, chunk).all()) for chunk in _chunks(rows, 1000))
+
+
+_COLUMNS = tuple(f.name for f in fields(DeliveryEvent))
+
+
+def _store_postgres(engine: Engine, rows: list[dict]) -> int:
+    columns = ", ".join(_COLUMNS)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TEMP TABLE IF NOT EXISTS incoming_delivery_events "
+                             "(LIKE delivery_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+        cursor = conn.connection.cursor()
+        with cursor.copy(f"COPY incoming_delivery_events ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([row[c] for c in _COLUMNS])
+        result = conn.exec_driver_sql(
+            f"INSERT INTO delivery_events ({columns}) SELECT {columns} FROM incoming_delivery_events "
+            "ON CONFLICT (sg_event_id) DO NOTHING")
+        return result.rowcount
 
 
 def _chunks(rows: list, size: int) -> Iterable[list]:
