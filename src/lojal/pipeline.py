@@ -184,7 +184,8 @@ def plan_campaigns(night: Night) -> list[CampaignPlan]:
         tonight = rows[rows["state"].isin(ledger.SENDABLE)]
         pending = pd.concat([late[tonight.columns], tonight], ignore_index=True).drop_duplicates("message_id")
         others = rows[~rows["state"].isin((*ledger.SENDABLE, ledger.SENT))]
-        plans.append(CampaignPlan(audience, pending.reset_index(drop=True), int((rows["state"] == ledger.SENT).sum()),
+        already = audience.exclusions[SENT_EARLIER_TONIGHT] + int((rows["state"] == ledger.SENT).sum())
+        plans.append(CampaignPlan(audience, pending.reset_index(drop=True), already,
                                   sent_late=len(late), expired=expired_by_campaign[audience.campaign.id],
                                   not_again=Counter(others["state"].tolist())))
     return plans

@@ -7,8 +7,10 @@ received this campaign for this occasion on an earlier night, or when higher-pri
 already use tonight's allowance (`max_emails_per_customer_per_run`).
 
 `received` holds what each customer received (or may have), by the night it counts for: the
-night its provider accepted it, not the night it was planned for. Messages of earlier nights
-sent late tonight (`carried`) take their customer's allowance before any campaign is considered.
+night its provider accepted it, not the night it was planned for. What a customer already has
+tonight (received tonight, in a re-run; or planned on an earlier night and sent late tonight,
+`carried`) takes their allowance before any campaign is considered, so a re-run never frees a
+place and mails someone a second campaign.
 """
 
 from __future__ import annotations
@@ -68,8 +70,8 @@ def assign_campaigns(campaigns: CampaignsFile, data: ShopData, features: pd.Data
     blocked = exclusion_reasons(data).reindex(features.index)
     allowance = pd.Series(campaigns.max_emails_per_customer_per_run, index=features.index)
     taken_by = pd.Series("", index=features.index, dtype=object)  # tonight's earlier campaigns, joined
-    carried = carried if carried is not None else pd.DataFrame({"campaign_id": [], "customer_id": []})
-    for campaign_id, ids in carried.groupby("campaign_id")["customer_id"]:
+    held = _held_tonight(received, carried, run_date)
+    for campaign_id, ids in held.groupby("campaign_id")["customer_id"]:
         ids = features.index.intersection(ids.astype("int64"))
         allowance[ids] -= 1
         taken_by[ids] = np.where(taken_by[ids] == "", campaign_id, taken_by[ids] + ", " + campaign_id)
@@ -82,8 +84,8 @@ def assign_campaigns(campaigns: CampaignsFile, data: ShopData, features: pd.Data
         reasons[reasons.isna() & keys.isna()] = NO_OCCASION
         earlier = _sent_before(received, campaign.id, run_date, features.index, keys)
         reasons[reasons.isna() & earlier] = ALREADY_RECEIVED
-        late = features.index.isin(carried.loc[carried["campaign_id"] == campaign.id, "customer_id"])
-        reasons[reasons.isna() & late] = CARRIED_OVER
+        mine = held[held["campaign_id"] == campaign.id].set_index("customer_id")["reason"]
+        reasons[reasons.isna()] = mine.reindex(features.index)[reasons.isna()]
         selected = matched & reasons.isna().to_numpy() & (allowance > 0).to_numpy()
         exclusions = _count_exclusions(matched, reasons, allowance, taken_by)
         taken_by[selected] = np.where(taken_by[selected] == "", campaign.id, taken_by[selected] + ", " + campaign.id)
@@ -92,6 +94,17 @@ def assign_campaigns(campaigns: CampaignsFile, data: ShopData, features: pd.Data
                                    "occasion_key": keys[selected].astype(str).to_numpy()})
         audiences.append(CampaignAudience(campaign, int(matched.sum()), recipients, exclusions))
     return audiences
+
+
+def _held_tonight(received: pd.DataFrame, carried: pd.DataFrame | None, run_date: date) -> pd.DataFrame:
+    """Customers who already have tonight's message of a campaign: received tonight (a re-run) or
+    planned on an earlier night and sent late tonight. campaign_id, customer_id, reason."""
+    tonight = received.loc[received["night"] == run_date, ["campaign_id", "customer_id"]].assign(
+        reason=SENT_EARLIER_TONIGHT)
+    late = (carried[["campaign_id", "customer_id"]].assign(reason=CARRIED_OVER) if carried is not None
+            else pd.DataFrame(columns=["campaign_id", "customer_id", "reason"]))
+    held = pd.concat([tonight, late], ignore_index=True).drop_duplicates(["campaign_id", "customer_id"])
+    return held.astype({"customer_id": "int64"})
 
 
 def _count_exclusions(matched: np.ndarray, reasons: pd.Series, allowance: pd.Series,
@@ -105,8 +118,8 @@ def _count_exclusions(matched: np.ndarray, reasons: pd.Series, allowance: pd.Ser
 
 def _sent_before(sent: pd.DataFrame, campaign_id: str, run_date: date, index: pd.Index,
                  keys: pd.Series) -> pd.Series:
-    """Mask over customers: this occasion was sent on an earlier night. (Sent tonight still
-    counts against tonight's allowance; the ledger reports it as already sent.)"""
+    """Mask over customers: this occasion was received on an earlier night. (Received tonight
+    holds tonight's allowance: `_held_tonight`.)"""
     rows = sent[sent["campaign_id"] == campaign_id]
     if rows.empty:
         return pd.Series(False, index=index)
