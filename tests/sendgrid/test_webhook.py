@@ -246,6 +246,8 @@ def test_lojal_webhook_serve_runs_as_a_process_and_needs_a_key(project, tmp_path
     finally:
         proc.terminate()
         proc.wait(10)
+    printed = proc.stdout.read()
+    assert f"stored {len(RECORDED)} of {len(RECORDED)} events: opened 2 (1 machine)" in printed, printed
     db = os.environ.get("LOJAL_HOME") or str(tmp_path / "state")
     stores = list(Path(db).rglob("*.db"))
     assert stores, "the webhook wrote to the project's default store"

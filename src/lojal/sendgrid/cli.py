@@ -71,12 +71,16 @@ def webhook_serve(
     insecure_no_verify: Annotated[bool, typer.Option(
         "--insecure-no-verify", help="DEVELOPMENT ONLY: accept unsigned posts")] = False,
 ) -> None:
-    """Receive SendGrid's Event Webhook at /sendgrid/events: verify, store durably, then answer 2xx."""
+    """Receive SendGrid's Event Webhook at /sendgrid/events: verify, store durably, then answer 2xx.
+    Prints one line per stored batch."""
     import uvicorn
 
     from lojal.sendgrid.app import app_for_project
 
-    app = app_for_project(project, verify=not insecure_no_verify)
+    import time
+
+    app = app_for_project(project, verify=not insecure_no_verify,
+                          report=lambda line: typer.echo(f"{time.strftime('%H:%M:%S')} {line}"))
     if insecure_no_verify:
         typer.echo("WARNING: signature verification is OFF (--insecure-no-verify): development only", err=True)
     typer.echo(f"Event Webhook receiver on http://{host}:{port}/sendgrid/events")
