@@ -67,7 +67,7 @@ def pooled(url: str, count: int, html_kb: int, concurrency: int, window: int) ->
     backend = SendGridBackend(SendGridSettings(concurrency=concurrency), Tracking(), api_key=KEY, base_url=url)
     outcomes: dict[str, int] = {}
     prepared = list(messages(count, html_kb))  # built by the pipeline before delivery: not timed
-    batch, started = [], time.perf_counter()
+    batch, started, cpu = [], time.perf_counter(), time.process_time()
     for message in prepared:
         batch.append(message)
         if len(batch) == window:
@@ -75,9 +75,10 @@ def pooled(url: str, count: int, html_kb: int, concurrency: int, window: int) ->
             batch = []
     if batch:
         _tally(outcomes, backend.send_batch(batch))
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     backend.finish()
     return {"messages": count, "seconds": seconds, "per_s": count / seconds, "outcomes": outcomes,
+            "client_cpu_ms_per_message": cpu / count * 1000,
             "concurrency": concurrency, "window": window}
 
 
@@ -95,12 +96,19 @@ def official(url: str, count: int, html_kb: int, offset: int) -> dict:
 
     client = SendGridAPIClient(KEY, host=url)
     prepared = list(messages(count, html_kb, offset))
-    accepted, started = 0, time.perf_counter()
+    accepted, started, cpu = 0, time.perf_counter(), time.process_time()
     for message in prepared:
         response = client.client.mail.send.post(request_body=mail_send_body(message, Tracking()))
         accepted += response.status_code == 202
-    seconds = time.perf_counter() - started
-    return {"messages": count, "seconds": seconds, "per_s": count / seconds, "accepted": accepted}
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return {"messages": count, "seconds": seconds, "per_s": count / seconds, "accepted": accepted,
+            "client_cpu_ms_per_message": cpu / count * 1000}
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """user + system CPU seconds of another process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def bench_send(args) -> dict:
@@ -108,8 +116,11 @@ def bench_send(args) -> dict:
                         pattern=r"listening on (http://\S+)")
     url = match.group(1)
     try:
+        server_cpu = process_cpu_seconds(proc.pid)
         ours = pooled(url, args.messages, args.html_kb, args.concurrency, args.window)
+        ours["server_cpu_ms_per_message"], server_cpu = _cpu_since(proc.pid, server_cpu, args.messages)
         naive = official(url, args.naive_messages, args.html_kb, offset=args.messages)
+        naive["server_cpu_ms_per_message"], _ = _cpu_since(proc.pid, server_cpu, args.naive_messages)
         stats = httpx.get(f"{url}/_local/stats").json()
     finally:
         proc.terminate()
@@ -119,6 +130,11 @@ def bench_send(args) -> dict:
             "local_sendgrid": {k: stats[k] for k in ("accepted", "requests", "duplicates", "rejected",
                                                      "distinct_message_ids", "connections", "max_in_flight")},
             "exactly_once": stats["accepted"] == stats["distinct_message_ids"] == expected and stats["duplicates"] == 0}
+
+
+def _cpu_since(pid: int, before: float, count: int) -> tuple[float, float]:
+    now = process_cpu_seconds(pid)
+    return (now - before) / max(count, 1) * 1000, now
 
 
 def bench_webhook(args) -> dict:
@@ -240,6 +256,10 @@ def main() -> None:
           f"{send['pooled']['seconds']:.1f} s = {send['pooled']['per_s']:,.0f} msg/s  {send['pooled']['outcomes']}")
     print(f"  official sendgrid client (default): {send['official_client']['messages']:,} messages in "
           f"{send['official_client']['seconds']:.1f} s = {send['official_client']['per_s']:,.0f} msg/s")
+    for name in ("pooled", "official_client"):
+        part = send[name]
+        print(f"  {name}: CPU per message {part['client_cpu_ms_per_message']:.2f} ms in the client, "
+              f"{part['server_cpu_ms_per_message']:.2f} ms in the local SendGrid")
     print(f"  ratio {send['ratio']:.1f}x; local SendGrid counted {send['local_sendgrid']} "
           f"exactly once: {send['exactly_once']}")
     if args.events:

@@ -68,15 +68,16 @@ class Transport:
         # back until the head is acknowledged (milliseconds per request on a kept-alive connection).
         transport = transport or httpx.HTTPTransport(limits=limits, retries=0,
                                                      socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
+        self._url = httpx.URL(base_url.rstrip("/") + MAIL_SEND_PATH)  # parsed once, not per request
         self._client = httpx.Client(
-            base_url=base_url.rstrip("/"), transport=transport,
+            transport=transport,
             headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json",
                      "User-Agent": "lojal"},
             timeout=httpx.Timeout(timeout, connect=connect_timeout, pool=timeout + max_rate_wait))
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="lojal-sendgrid") if concurrency > 1 else None
 
     def __repr__(self) -> str:  # never the key
-        return f"Transport({self._client.base_url}, concurrency={self.concurrency})"
+        return f"Transport({self._url}, concurrency={self.concurrency})"
 
     def post_many(self, bodies: Sequence[bytes]) -> list[Answer]:
         """Post every body, at most `concurrency` at once; answers in the order given."""
@@ -88,7 +89,7 @@ class Transport:
         tries, waited = 0, 0.0
         while True:
             try:
-                response = self._client.post(MAIL_SEND_PATH, content=body)
+                response = self._client.post(self._url, content=body)
             except NOT_SENT as exc:
                 if tries < self.connect_retries:
                     tries += 1
