@@ -192,3 +192,18 @@ def test_the_api_key_appears_in_no_log_exception_result_or_file(message, caplog,
 
 def backend_for_url(url: str) -> SendGridBackend:
     return SendGridBackend(SendGridSettings(connect_retries=0), Tracking(), api_key=KEY, base_url=url)
+
+
+@pytest.mark.slow
+def test_the_key_can_come_from_a_prefect_secret_block(message, prefect_harness, monkeypatch):
+    from prefect.blocks.system import Secret
+
+    monkeypatch.delenv("SENDGRID_API_KEY", raising=False)
+    Secret(value=KEY).save("lojal-test-sendgrid-key", overwrite=True)
+    with LocalSendGrid(LocalOptions(api_key=KEY)) as sg:
+        backend = SendGridBackend(SendGridSettings(api_key_secret_block="lojal-test-sendgrid-key"), Tracking(),
+                                  base_url=sg.url)
+        assert backend.send_batch([message(1)])[0].outcome == SENT
+        backend.finish()
+    with pytest.raises(DeliveryConfigError, match="lojal-no-such-block"):
+        SendGridBackend(SendGridSettings(api_key_secret_block="lojal-no-such-block"), Tracking())
