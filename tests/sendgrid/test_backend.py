@@ -207,3 +207,24 @@ def test_the_key_can_come_from_a_prefect_secret_block(message, prefect_harness, 
         backend.finish()
     with pytest.raises(DeliveryConfigError, match="lojal-no-such-block"):
         SendGridBackend(SendGridSettings(api_key_secret_block="lojal-no-such-block"), Tracking())
+
+
+def test_under_faults_every_outcome_matches_what_the_server_did(message):
+    """5% 500s, 3% connections dropped after the body was read (half of them accepted), a rate
+    limit the pool runs into: each message's outcome agrees with the local SendGrid's own count."""
+    options = LocalOptions(error_rate=0.05, drop_rate=0.03, drop_accepted_share=0.5, rate_limit=300, seed=11)
+    with LocalSendGrid(options) as sg:
+        backend = backend_for(sg, concurrency=8)
+        results = [r for start in range(0, 1000, 100)
+                   for r in backend.send_batch([message(i) for i in range(start, start + 100)])]
+        backend.finish()
+        stats = sg.stats()
+        accepted = sg.accepted_message_ids()
+    by_outcome = {o: [r for r in results if r.outcome == o] for o in (SENT, FAILED, UNKNOWN, REJECTED)}
+    assert stats["rate_limited"] > 0 and stats["duplicates"] == 0 and not by_outcome[REJECTED]
+    assert len(by_outcome[FAILED]) == stats["server_errors"] > 0
+    assert len(by_outcome[UNKNOWN]) == stats["dropped"] > 0
+    assert len(by_outcome[SENT]) == stats["accepted"] - stats["dropped_accepted"]
+    assert all(accepted[r.message_id] == 1 for r in by_outcome[SENT])       # sent = accepted, once
+    assert not any(accepted[r.message_id] for r in by_outcome[FAILED])      # failed = never accepted
+    assert sum(accepted[r.message_id] for r in by_outcome[UNKNOWN]) == stats["dropped_accepted"]
