@@ -59,7 +59,7 @@ def test_a_second_run_stops_at_once_naming_the_first(project, database_url):
 @pytest.mark.slow
 def test_two_runs_started_together_on_postgresql_never_double_send(project, postgres_url):
     engine = connect(postgres_url)
-    write_sample_shop(engine, generate_shop(1200, seed=7, until=D), replace=False)
+    write_sample_shop(engine, generate_shop(900, seed=7, until=D), replace=False)
     runs = [start_run(project, postgres_url), start_run(project, postgres_url)]
     outputs = [r.communicate(timeout=600) for r in runs]
     codes = sorted(r.returncode for r in runs)
