@@ -19,7 +19,6 @@ class FailAfter:
         self.delivered = 0
         self.name = f"{inner.name}+fail-after-{limit}"
         self.concurrency = inner.concurrency
-        self.idempotent = getattr(inner, "idempotent", False)
 
     def send_batch(self, messages: Sequence[OutgoingMessage]) -> list[DeliveryResult]:
         allowed = max(0, self.limit - self.delivered)

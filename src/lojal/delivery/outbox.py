@@ -1,9 +1,10 @@
 """The embedded delivery backend: each message as `.eml`, its SendGrid request body as `.json`
 and its HTML as `.html`, under `<state>/outbox/<run date>/<campaign>/`, plus an `index.html`.
 
-Delivery is idempotent by message id (`idempotent = True`): a message whose files exist is not
-written again but answered `duplicate`, so rows a crash left `sending` in the ledger may simply be
-handed over again. The ledger, not these files, is the record of what was sent.
+The ledger, not these files, decides what is sent. The files are the outbox's own record, as
+SendGrid's events are SendGrid's: reconciliation settles rows a crash left `sending` from them
+(`.eml` present: sent; absent: sent again). A message handed over twice all the same is not
+written again but answered `duplicate`.
 `deliveries.jsonl` logs each first delivery, one line per message.
 """
 
@@ -27,7 +28,6 @@ LOG_NAME = "deliveries.jsonl"
 class OutboxBackend:
     name = "outbox"
     concurrency = 100  # files are written one after another; the window only bounds ledger commits
-    idempotent = True  # a message handed over twice is written once (see module docstring)
 
     def __init__(self, root: Path, tracking: Tracking, sendgrid: SendGridSettings | None = None):
         self.root = root
