@@ -51,7 +51,7 @@ def recent_runs(engine: Engine, limit: int = 20) -> pd.DataFrame:
                    runs.c.summary_json)
     with engine.connect() as conn:
         frame = pd.read_sql(query.order_by(runs.c.id.desc()).limit(limit), conn)
-    summaries = [json.loads(text) if text else None for text in frame.pop("summary_json")]
+    summaries = [json.loads(text) if isinstance(text, str) and text else None for text in frame.pop("summary_json")]
     for key in ("delivered", "failed"):
         frame[key] = [None if s is None else sum(c[key] for c in s) for s in summaries]
     return frame
