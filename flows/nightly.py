@@ -23,10 +23,13 @@ from prefect.utilities.annotations import quote
 from lojal import pipeline, runlog, schedule
 from lojal.delivery import backend_for
 from lojal.delivery.faults import FailAfter
+from lojal.delivery.reconcile import Policy, reconcile
 from lojal.errors import LojalError
 from lojal.paths import Paths
 from lojal.progress import observer
+from lojal.runlock import RunLock
 from lojal.store import connect
+from lojal.store.db import require_schema
 from lojal.report import campaign_markdown, night_markdown, write_run_report
 
 _NIGHTS: dict[str, tuple[pipeline.Night, object]] = {}
@@ -43,16 +46,29 @@ def prepare_night(project: pipeline.Project, run_date: date) -> pipeline.Night:
 
 
 @task(cache_policy=NO_CACHE)
+def reconcile_unsettled(night: pipeline.Night) -> dict[str, int]:
+    """Settle rows a stopped run left `sending` and `unknown` ones from the provider's events,
+    before anything is planned or resent."""
+    settings = night.project.config.sender.delivery
+    policy = Policy(settings.unknown_grace_minutes, settings.unknown_settle_hours, settings.max_attempts)
+    moved = reconcile(night.engine, policy, night.project.paths.state / "outbox")
+    if moved:
+        get_run_logger().info("reconciled: %s", ", ".join(f"{k}: {v}" for k, v in sorted(moved.items())))
+    return dict(moved)
+
+
+@task(cache_policy=NO_CACHE)
 def plan_campaigns(night: pipeline.Night) -> list[pipeline.CampaignPlan]:
     return pipeline.plan_campaigns(night)
 
 
 @task(cache_policy=NO_CACHE, task_run_name="{campaign_id}-batch-{number}")
-def send_batch(night: pipeline.Night, backend, plan: pipeline.CampaignPlan, batch, campaign_id: str,
-               number: int) -> tuple[int, pipeline.BatchOutcome, dict[str, str]]:
+def send_batch(night: pipeline.Night, backend, plan: pipeline.CampaignPlan, batch, tally: pipeline.Tally,
+               campaign_id: str, number: int) -> tuple[int, pipeline.BatchOutcome, dict[str, str]]:
+    settings = night.project.config.sender.delivery
     messages, render_failures = pipeline.build_messages(night, plan.campaign, batch)
-    pipeline.ledger.mark_failed(night.engine, render_failures)
-    outcome = pipeline.deliver(night.engine, backend, messages)
+    pipeline.ledger.fail_unbuilt(night.engine, render_failures, settings.max_attempts)
+    outcome = pipeline.deliver(night.engine, backend, messages, night.run_date, settings, tally)
     observer().advanced(campaign_id, len(batch))
     outcome.failed = _naming_customers(batch, outcome.failed)
     return len(messages), outcome, _naming_customers(batch, render_failures)
@@ -71,10 +87,14 @@ def campaign(campaign_id: str, run_key: str) -> dict:
     summary = pipeline.summary_for(plan)
     size = night.project.config.sender.delivery.batch_size
     observer().campaign_started(campaign_id, len(plan.pending))
+    tally = pipeline.Tally()
     for number, batch in enumerate(pipeline.batches(plan.pending, size), start=1):
         rendered, outcome, failures = send_batch(quote(night), quote(backend), quote(plan), quote(batch),
-                                                 campaign_id, number)
+                                                 quote(tally), campaign_id, number)
         pipeline.record_batch(summary, rendered, outcome, failures)
+        if tally.paused:
+            get_run_logger().warning("%s %s", campaign_id, tally.paused)
+            break
     create_markdown_artifact(campaign_markdown(summary, night.run_date),
                              key=f"campaign-{campaign_id.replace('_', '-')}",
                              description=f"Funnel of campaign {campaign_id} on {night.run_date}")
@@ -93,49 +113,67 @@ def _night_name() -> str:
 
 @flow(name="nightly", flow_run_name=_night_name)
 def nightly(run_date: date | None = None, project_dir: str | None = None,
-            fail_after: int | None = None) -> dict:
-    """Run tonight's campaigns. `fail_after` injects a delivery fault after N messages (drills).
+            fail_after: int | None = None, delivery: str | None = None) -> dict:
+    """Run tonight's campaigns. `delivery` (outbox, sendgrid) overrides config/sender.yaml for this
+    run; `fail_after` injects a delivery fault after N messages (drills).
 
-    Without `run_date` the night is the scheduled time's date in the shop's zone. A night where a
-    message failed to render or send ends Failed (its message says partial), for automations."""
+    Without `run_date` the night is the scheduled time's date in the shop's zone. One run per store at
+    a time: a second one stops at once naming the first (lojal.runlock), and is recorded as failed. A
+    night where a message failed to render or send ends Failed (its message says partial), for
+    automations."""
     run_date = schedule.night_of(run_date, project_dir, current_flow_run.scheduled_start_time)
     run = _RunRecord.start(project_dir, run_date)
     summaries: list[dict] = []
     try:
         project = load_project(project_dir)
         _tag_flow_run(schedule.run_tags(project.config.brand.name, project.config.schedule.environment))
-        summaries, outbox, report = _deliver_night(project, run_date, fail_after, summaries)
+        result = _locked_night(project, run_date, fail_after, delivery, summaries, run.run_id)
     except BaseException as exc:
         run.finish(runlog.FAILED, summaries, error=_one_line(exc))
         raise
     failed = sum(s["failed"] for s in summaries)
     run.finish(runlog.PARTIAL if failed else runlog.COMPLETED, summaries)
-    create_markdown_artifact(night_markdown(summaries, run_date, outbox, report), key="nightly-summary",
-                             description=f"Nightly retention run for {run_date}")
-    result = {"run_date": run_date.isoformat(), "outbox": str(outbox), "report": str(report), "campaigns": summaries}
+    create_markdown_artifact(night_markdown(summaries, run_date, result["outbox"], result["report"]),
+                             key="nightly-summary", description=f"Nightly retention run for {run_date}")
     if failed:
         return Failed(message=f"partial: {failed} message(s) failed to render or send on {run_date} "
                               "(see the campaign artifacts; they are retried next run)", data=result)
     return result
 
 
-def _deliver_night(project: pipeline.Project, run_date: date, fail_after: int | None,
-                   summaries: list[dict]) -> tuple[list[dict], object, object]:
-    night = prepare_night(quote(project), run_date)
-    night.plans = plan_campaigns(quote(night))
-    backend = backend_for(project.config, project.paths, run_date)
+def _locked_night(project: pipeline.Project, run_date: date, fail_after: int | None, delivery: str | None,
+                  summaries: list[dict], run_id: int | None) -> dict:
+    engine = connect(project.paths.database_url)
+    require_schema(engine)
+    lock = RunLock(engine, run_date)
+    try:
+        runlog.mark_interrupted(engine, keep=run_id)
+        return _deliver_night(project, run_date, fail_after, delivery, summaries)
+    finally:
+        lock.release()
+        engine.dispose()
+
+
+def _deliver_night(project: pipeline.Project, run_date: date, fail_after: int | None, delivery: str | None,
+                   summaries: list[dict]) -> dict:
+    backend = backend_for(project.config, project.paths, run_date, delivery)
     if fail_after is not None:
         backend = FailAfter(backend, fail_after)
     run_key = uuid.uuid4().hex
-    _NIGHTS[run_key] = (night, backend)
     try:
+        night = prepare_night(quote(project), run_date)
+        reconciled = reconcile_unsettled(quote(night))
+        night.plans = plan_campaigns(quote(night))
+        _NIGHTS[run_key] = (night, backend)
         for plan in night.plans:
             summaries.append(campaign(plan.campaign.id, run_key))
     finally:
         _NIGHTS.pop(run_key, None)
         backend.finish()
     outbox = project.paths.outbox_dir(run_date)
-    return summaries, outbox, write_run_report(project.paths, run_date, summaries)
+    report = write_run_report(project.paths, run_date, summaries)
+    return {"run_date": run_date.isoformat(), "delivery": backend.name, "outbox": str(outbox),
+            "report": str(report), "reconciled": reconciled, "campaigns": summaries}
 
 
 class _RunRecord:

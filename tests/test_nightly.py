@@ -110,12 +110,16 @@ def test_killed_half_way_then_rerun_completes_without_duplicates(filled_project)
         run(filled_project, fail_after=70)
     crashed = ledger_rows(filled_project)
     planned_total = len(crashed)
-    # 70 delivered; those of the interrupted batch were delivered but not yet recorded as sent.
+    # 70 delivered; the interrupted window (one batch of 40 here) was left `sending`, not guessed.
     recorded = int((crashed["state"] == "sent").sum())
-    assert 0 < recorded < 70
+    in_flight = int((crashed["state"] == "sending").sum())
+    assert 0 < recorded < 70 and 70 - recorded <= in_flight <= 40
+    assert set(crashed["state"]) == {"sent", "sending", "planned"}
     assert len(eml_ids(filled_project)) == 70
 
     resumed = run(filled_project)
+    # Reconciled from the outbox's own record before anything was resent: no message handed over twice.
+    assert resumed["reconciled"] == {"sending -> sent": 70 - recorded, "sending -> failed": in_flight - (70 - recorded)}
     listed = CliRunner().invoke(app, ["runs", "--json", "--project", str(filled_project)])
     runs = json.loads(listed.stdout)
     assert [(r["run_date"], r["status"]) for r in runs] == [("2026-11-24", "completed"), ("2026-11-24", "failed")]
@@ -126,7 +130,7 @@ def test_killed_half_way_then_rerun_completes_without_duplicates(filled_project)
     log = delivery_log(filled_project)
     assert len(log) == planned_total == len(set(log)), "every planned message delivered exactly once"
     assert eml_ids(filled_project) == set(rows["message_id"])
-    assert sum(c["duplicates"] for c in resumed["campaigns"]) == 70 - recorded
+    assert sum(c["duplicates"] for c in resumed["campaigns"]) == 0
 
 
 @pytest.mark.postgres

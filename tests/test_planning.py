@@ -7,7 +7,7 @@ from datetime import date, datetime
 import pandas as pd
 
 from lojal.config import CampaignsFile
-from lojal.planning import ALREADY_RECEIVED, NO_OCCASION, assign_campaigns
+from lojal.planning import ALREADY_RECEIVED, CARRIED_OVER, NO_OCCASION, SENT_EARLIER_TONIGHT, assign_campaigns
 from lojal.audience import NO_CONSENT, SUPPRESSED, INVALID_EMAIL
 from lojal.store.shopdata import ShopData
 
@@ -41,7 +41,7 @@ CAMPAIGNS = CampaignsFile.model_validate({"campaigns": [
     {"id": "thanks", "name": "Thanks", "segment": "ordered", "template": "t", "priority": 100, "occasion": "last_order"},
     {"id": "news", "name": "News", "segment": "everyone", "template": "t", "priority": 10, "occasion": "run_date"},
 ]})
-NO_SENDS = pd.DataFrame(columns=["campaign_id", "customer_id", "occasion_key", "run_date"])
+NO_SENDS = pd.DataFrame(columns=["campaign_id", "customer_id", "occasion_key", "night"])
 
 
 def membership(index) -> pd.DataFrame:
@@ -81,7 +81,7 @@ def test_earlier_send_for_the_same_occasion_excludes_and_frees_the_allowance():
     data = shop()
     feats = features(data)
     sent = pd.DataFrame({"campaign_id": ["thanks"], "customer_id": [1], "occasion_key": ["order:11"],
-                         "run_date": [date(2026, 11, 23)]})
+                         "night": [date(2026, 11, 23)]})
     result = by_id(assign_campaigns(CAMPAIGNS, data, feats, membership(feats.index), sent))
     assert result["thanks"].exclusions[ALREADY_RECEIVED] == 1
     assert 1 in result["news"].recipients["customer_id"].tolist()
@@ -90,11 +90,34 @@ def test_earlier_send_for_the_same_occasion_excludes_and_frees_the_allowance():
 def test_sent_tonight_keeps_its_place_so_a_rerun_plans_the_same():
     data = shop()
     feats = features(data)
-    sent = pd.DataFrame({"campaign_id": ["thanks"], "customer_id": [1], "occasion_key": ["order:11"], "run_date": [RUN]})
+    sent = pd.DataFrame({"campaign_id": ["thanks"], "customer_id": [1], "occasion_key": ["order:11"], "night": [RUN]})
     first = by_id(assign_campaigns(CAMPAIGNS, data, feats, membership(feats.index), NO_SENDS))
     rerun = by_id(assign_campaigns(CAMPAIGNS, data, feats, membership(feats.index), sent))
-    for cid in ("thanks", "news"):
-        pd.testing.assert_frame_equal(first[cid].recipients, rerun[cid].recipients)
+    assert rerun["thanks"].exclusions[SENT_EARLIER_TONIGHT] == 1
+    assert rerun["thanks"].recipients["customer_id"].tolist() == [c for c in first["thanks"].recipients["customer_id"] if c != 1]
+    pd.testing.assert_frame_equal(first["news"].recipients, rerun["news"].recipients)
+
+
+def test_accepted_tonight_though_planned_earlier_holds_tonights_place():
+    """The known defect: failed on night D, sent on D+1. Its row counts for D+1 (accepted_on), so a
+    re-run of D+1 keeps the customer's place instead of mailing them a second campaign."""
+    data = shop()
+    feats = features(data)
+    sent = pd.DataFrame({"campaign_id": ["news"], "customer_id": [5], "occasion_key": ["date:2026-11-23"],
+                         "night": [RUN]})
+    rerun = by_id(assign_campaigns(CAMPAIGNS, data, feats, membership(feats.index), sent))
+    assert 5 not in rerun["news"].recipients["customer_id"].tolist()
+    assert 5 not in rerun["thanks"].recipients["customer_id"].tolist()
+
+
+def test_carried_over_messages_take_the_allowance_first():
+    data = shop()
+    feats = features(data)
+    carried = pd.DataFrame({"campaign_id": ["news"], "customer_id": [1]})
+    result = by_id(assign_campaigns(CAMPAIGNS, data, feats, membership(feats.index), NO_SENDS, carried))
+    assert result["thanks"].recipients["customer_id"].tolist() == [2, 3]
+    assert result["thanks"].exclusions["gets higher-priority news tonight"] == 1
+    assert result["news"].exclusions[CARRIED_OVER] == 1
 
 
 def test_no_occasion_and_invalid_address():

@@ -25,6 +25,7 @@ LAZY_GROUPS = [
     ("reco", "lojal.reco.cli", "Recommendation tools (offline evaluation)."),
     ("preview", "lojal.render.cli", "Preview rendered e-mails in a browser."),
     ("db", "lojal.store.cli", "The store's schema: upgrade it in place, show its revision."),
+    ("delivery", "lojal.delivery.cli", "The send ledger: messages whose outcome is not known."),
 ]
 
 
@@ -119,11 +120,17 @@ def run(
     project: ProjectOpt = None,
     fail_after: Annotated[Optional[int], typer.Option(hidden=True, help="drill: stop delivery after N messages")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show Prefect's log lines")] = False,
+    delivery: Annotated[Optional[str], typer.Option(
+        help="outbox or sendgrid: overrides delivery.backend in config/sender.yaml for this run")] = None,
 ) -> None:
     """Run tonight's campaigns end to end (a Prefect flow; ephemeral unless PREFECT_API_URL is set)."""
     from lojal.commands import run_nightly
+    from lojal.delivery import BACKENDS
 
-    state = run_nightly(project, parse_date(run_date), fail_after, verbose, show_progress())
+    if delivery is not None and delivery not in BACKENDS:
+        raise typer.BadParameter(f"{delivery!r} is not a delivery backend; use one of {', '.join(BACKENDS)}",
+                                 param_hint="--delivery")
+    state = run_nightly(project, parse_date(run_date), fail_after, verbose, show_progress(), delivery)
     outcome = state.result(raise_on_failure=False)
     if isinstance(outcome, dict):
         print_run_summary(outcome)
@@ -174,7 +181,17 @@ def print_run_summary(result: dict) -> None:
     if why.row_count:
         console.print(why)
     total = sum(s["delivered"] for s in result["campaigns"])
-    console.print(f"{total} new messages delivered. Open {Path(result['outbox']) / 'index.html'}")
+    for s in result["campaigns"]:
+        if s.get("paused"):
+            err_console.print(f"{s['campaign_id']} {s['paused']}", markup=False, highlight=False)
+    if result.get("reconciled"):
+        console.print("Settled before planning: " + ", ".join(f"{k}: {v}" for k, v in sorted(result["reconciled"].items())),
+                      markup=False, highlight=False)
+    if result.get("delivery", "outbox").startswith("outbox"):
+        console.print(f"{total} new messages delivered. Open {Path(result['outbox']) / 'index.html'}")
+    else:
+        console.print(f"{total} new messages accepted by {result['delivery']}. `lojal delivery unknown` lists "
+                      "messages whose outcome is not known yet.")
     console.print(f"Funnel chart: {result['report']}")
 
 
@@ -302,6 +319,15 @@ def _run_record(row: dict) -> dict:
             "error": row.get("error") if isinstance(row.get("error"), str) else None,
             "errors": list(row.get("errors") or []),
             **{k: None if pd.isna(row[k]) else int(row[k]) for k in ("delivered", "failed")}}
+
+
+def _register_commands() -> None:
+    from lojal.sendgrid.cli import register as register_sendgrid  # imports only typer: --help stays fast
+
+    register_sendgrid(app)  # `lojal sendgrid-local`, `lojal webhook serve`
+
+
+_register_commands()
 
 
 def main() -> None:

@@ -153,6 +153,10 @@ class Campaign(_Strict):
     send_time: SendTime | None = Field(default=None, description="local delivery time; default: as soon as planned")
     arms: list[Arm] = Field(default_factory=list, description="A/B variants with weights (none = one version)")
     offer: Offer | None = Field(default=None, description="a personal offer code for each recipient")
+    send_within_days: int = Field(default=7, ge=0, le=365, description=(
+        "a message planned for a night and not sent that night (a stopped run, a provider outage) is "
+        "sent late by a later run at most this many days after; after that it is expired with the reason "
+        "(0: only on its own night)"))
 
     @field_validator("id")
     @classmethod
@@ -260,12 +264,45 @@ class SendGridSettings(_Strict):
     base_url: HttpUrl = HttpUrl("https://api.sendgrid.com")
     ip_pool: str | None = None
     asm_group_id: int | None = Field(default=None, description="SendGrid unsubscribe group")
+    api_key_secret_block: str | None = Field(default=None, description=(
+        "name of a Prefect Secret block holding the API key (instead of the api_key_env variable)"))
+    concurrency: int = Field(default=16, ge=1, le=256, description="Mail Send requests in flight at once")
+    connect_timeout_seconds: float = Field(default=5, gt=0, le=120, description="to open a connection")
+    timeout_seconds: float = Field(default=30, gt=0, le=600, description=(
+        "to write a request and read its answer; past it after the body was sent the outcome is unknown"))
+    connect_retries: int = Field(default=3, ge=0, le=10, description=(
+        "retries (backoff with jitter) of a request that failed before its body was sent"))
+    max_rate_wait_seconds: float = Field(default=60, ge=0, le=3600, description=(
+        "longest total wait for X-RateLimit-Reset on 429s before the attempt counts as failed"))
+    sandbox_mode: bool = Field(default=False, description=(
+        "SendGrid validates every request and delivers nothing (answers 200): for validation runs only"))
+    webhook_public_key: str | None = Field(default=None, description=(
+        "Event Webhook verification key (base64, from SendGrid's settings); LOJAL_SENDGRID_WEBHOOK_PUBLIC_KEY wins"))
+    webhook_max_age_seconds: int = Field(default=300, ge=10, le=86400, description=(
+        "replay window: posts whose signed timestamp is further from now are refused"))
+    webhook_max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, description="largest webhook post accepted")
 
 
 class Delivery(_Strict):
-    # The SendGrid backend plugs in here (Literal["outbox", "sendgrid"]) with the delivery work.
-    backend: Literal["outbox"] = "outbox"
+    backend: Literal["outbox", "sendgrid"] = Field(default="outbox", description=(
+        "outbox writes .eml files and request bodies under <state>/outbox/; sendgrid posts to the v3 Mail Send "
+        "API (`lojal run --delivery` overrides this for one run)"))
     batch_size: int = Field(default=1000, ge=1, le=10000)
+    max_attempts: int = Field(default=5, ge=1, le=50, description=(
+        "attempts per message (this run's retry passes and later runs together) before a retryable failure "
+        "is abandoned with its last error"))
+    retry_pause_seconds: float = Field(default=1.0, ge=0, le=300, description=(
+        "pause before a run's retry pass over the messages that failed in its previous pass (doubles each pass)"))
+    pause_error_rate: float = Field(default=0.25, gt=0, le=1, description=(
+        "a campaign pauses itself for the night when more than this share of its attempts tonight failed, "
+        "were rejected or ended unknown; its remaining messages stay planned for a later run"))
+    pause_min_messages: int = Field(default=200, ge=1, description=(
+        "attempts a campaign makes before its error rate may pause it"))
+    unknown_grace_minutes: float = Field(default=60, ge=0, description=(
+        "how long to wait for the provider's events before an `unknown` message with none is judged "
+        "never accepted and sent again"))
+    unknown_settle_hours: float = Field(default=72, gt=0, description=(
+        "an `unknown` message with no evidence either way is abandoned after this long, assumed received"))
     sendgrid: SendGridSettings = SendGridSettings()
 
 

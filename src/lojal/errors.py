@@ -7,7 +7,14 @@
     ├── RenderError                 a template failed for one recipient (undefined variable, ...)
     ├── AddressError                not a deliverable e-mail address (lojal.addresses), or one Lojal cannot send to
     ├── HeaderInjectionError        CR/LF or other control characters in a header value
-    └── DeliveryError               a delivery backend failed; `retryable` says whether to try again
+    ├── RunLockedError              another nightly run is using the store; this one stops at once
+    ├── DeliveryError               a delivery backend failed; `retryable` says whether to try again
+    │   ├── DeliveryAuthError       SendGrid answered 401/403: the run stops, naming the setting to fix
+    │   └── DeliveryConfigError     the SendGrid backend cannot start (no API key, bad URL)
+    └── WebhookError                the SendGrid Event Webhook receiver refused or failed a post
+        ├── WebhookSignatureError   missing, forged, tampered or stale signature (`status` 401/403)
+        ├── WebhookConfigError      no or invalid verification key configured
+        └── WebhookPayloadError     the (verified) body is not a SendGrid event batch (400)
 
 A `Problem` is one finding about one place in a file, printed as `path:line:col: message`
 (the form editors and CI annotate).
@@ -75,9 +82,54 @@ class HeaderInjectionError(LojalError, ValueError):
     """A header value contained CR, LF or another control character."""
 
 
+class RunLockedError(LojalError):
+    """Another nightly run holds the store's run lock; the message names it."""
+
+
 class DeliveryError(LojalError):
     """A delivery backend could not deliver; `retryable` tells whether a later attempt may succeed."""
 
     def __init__(self, message: str, *, retryable: bool = False):
         super().__init__(message)
         self.retryable = retryable
+
+
+class DeliveryAuthError(DeliveryError):
+    """SendGrid refused the API key (401) or its permissions (403): every further request would fail
+    too, so the run stops. `results` holds the outcomes of the batch's other messages (None where
+    the request was refused for the key)."""
+
+    def __init__(self, message: str, results: list | None = None):
+        super().__init__(message, retryable=False)
+        self.results = results or []
+
+
+class DeliveryConfigError(DeliveryError):
+    """The SendGrid backend is not configured: no API key, or an unusable API URL."""
+
+
+class WebhookError(LojalError):
+    """The Event Webhook receiver refused a post; `status` is the HTTP status it answers."""
+
+    status = 400
+
+    def __init__(self, message: str, *, status: int | None = None):
+        super().__init__(message)
+        if status is not None:
+            self.status = status
+
+
+class WebhookSignatureError(WebhookError):
+    """Missing (401), forged, tampered or stale (403) signature: nothing in the body is read."""
+
+    status = 403
+
+
+class WebhookConfigError(WebhookError):
+    """No verification key, or one that is not an ECDSA P-256 public key."""
+
+    status = 500
+
+
+class WebhookPayloadError(WebhookError):
+    """A verified body that is not a JSON array of SendGrid events."""

@@ -1,23 +1,47 @@
-"""The send ledger: one row per (campaign, customer, occasion).
+"""The send ledger: one row per (campaign, customer, occasion), the truth about every message.
 
-A row is `planned` before rendering, `sent` once the backend accepted the message, `failed`
-when it did not (retried by the next run). Because the key includes the occasion, a repeated
-run for the same date sends nothing twice, and a run that stopped half-way resumes the rest.
+States (docs/delivery.md, "A message's life"):
+
+    planned    decided for a night; not handed to a provider yet
+    sending    committed just before the request leaves (attempt number and time); a crash leaves
+               at most one window of these (at most the backend's concurrency)
+    sent       the provider accepted it: provider message id, accepted_at, accepted_on
+    rejected   refused for good (4xx): never retried
+    failed     not accepted, may be retried: by this run's retry passes and later runs, up to
+               `max_attempts`, then abandoned
+    unknown    the request may have been accepted (timeout, connection dropped after the body was
+               sent): never blindly resent; settled by `reconcile` from the provider's events
+    abandoned  given up (attempt cap reached, or an unknown outcome never settled): never sent again
+    expired    planned on an earlier night and not sent within the campaign's `send_within_days`
+    held_out   reserved for control groups (planning work)
+
+Caps and "already received" count what was (or may have been) accepted, by `accepted_on`: the
+night of the run that got it accepted, not the night it was planned for.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, and_, insert, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, or_, select, update
 
+from lojal.delivery.base import DeliveryResult
 from lojal.store.schema import send_ledger
 
-PLANNED, SENT, FAILED = "planned", "sent", "failed"
+PLANNED, SENDING, SENT, REJECTED, FAILED = "planned", "sending", "sent", "rejected", "failed"
+UNKNOWN, ABANDONED, EXPIRED, HELD_OUT = "unknown", "abandoned", "expired", "held_out"
+STATES = (PLANNED, SENDING, SENT, REJECTED, FAILED, UNKNOWN, ABANDONED, EXPIRED, HELD_OUT)
+SENDABLE = (PLANNED, FAILED)  # may be handed to a backend
+UNSETTLED = (SENDING, UNKNOWN)  # may have been accepted: counted as received, never blindly resent
 _ID_CHUNK = 900  # below SQLite's bound-parameter limit
+_ERROR_CHARS = 2000
+
+c = send_ledger.c
 
 
 def message_id_for(campaign_id: str, customer_id: int, occasion_key: str) -> str:
@@ -29,14 +53,27 @@ def _utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-def sent_rows(engine: Engine, campaign_ids: Iterable[str]) -> pd.DataFrame:
-    """Rows already sent for these campaigns: campaign_id, customer_id, occasion_key, run_date."""
-    query = (select(send_ledger.c.campaign_id, send_ledger.c.customer_id, send_ledger.c.occasion_key,
-                    send_ledger.c.run_date)
-             .where(send_ledger.c.state == SENT, send_ledger.c.campaign_id.in_(list(campaign_ids))))
+def state_in(states: Sequence[str]):
+    """`state IN (...)` spelled with OR, usable in executemany statements (IN expands per call)."""
+    return or_(*(c.state == s for s in states))
+
+
+def _chunks(items: Sequence, size: int = _ID_CHUNK):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def received_rows(engine: Engine, campaign_ids: Iterable[str]) -> pd.DataFrame:
+    """What customers received (or may have): campaign_id, customer_id, occasion_key, night.
+    `night` is the night it counts for: accepted_on for accepted rows, the attempt's night for
+    rows whose outcome is not known yet."""
+    night = func.coalesce(c.accepted_on, c.attempt_run_date).label("night")
+    counted = or_(c.state.in_((SENT, *UNSETTLED)), and_(c.state == ABANDONED, c.accepted_on.is_not(None)))
+    query = (select(c.campaign_id, c.customer_id, c.occasion_key, night)
+             .where(counted, c.campaign_id.in_(list(campaign_ids))))
     with engine.connect() as conn:
         frame = pd.read_sql(query, conn)
-    frame["run_date"] = pd.to_datetime(frame["run_date"]).dt.date
+    frame["night"] = pd.to_datetime(frame["night"]).dt.date
     return frame
 
 
@@ -44,48 +81,147 @@ def plan(engine: Engine, campaign_id: str, run_date: date, recipients: pd.DataFr
     """Record `recipients` (customer_id, occasion_key) as planned where no row exists yet and
     return every recipient's ledger row: customer_id, occasion_key, message_id, state."""
     frame = recipients[["customer_id", "occasion_key"]].copy()
-    frame["message_id"] = [message_id_for(campaign_id, int(c), o)
-                           for c, o in zip(frame["customer_id"], frame["occasion_key"])]
+    frame["message_id"] = [message_id_for(campaign_id, int(cid), o)
+                           for cid, o in zip(frame["customer_id"], frame["occasion_key"])]
     now = _utcnow()
     with engine.begin() as conn:
         existing = _existing(conn, campaign_id, frame["message_id"].tolist())
         new = frame[~frame["message_id"].isin(existing.keys())]
         if len(new):
             conn.execute(insert(send_ledger), [
-                {"campaign_id": campaign_id, "customer_id": int(c), "occasion_key": o, "run_date": run_date,
+                {"campaign_id": campaign_id, "customer_id": int(cid), "occasion_key": o, "run_date": run_date,
                  "message_id": m, "state": PLANNED, "planned_at": now, "attempts": 0}
-                for c, o, m in zip(new["customer_id"], new["occasion_key"], new["message_id"])])
+                for cid, o, m in zip(new["customer_id"], new["occasion_key"], new["message_id"])])
     frame["state"] = [existing.get(m, PLANNED) for m in frame["message_id"]]
     return frame.reset_index(drop=True)
 
 
 def _existing(conn: Connection, campaign_id: str, message_ids: Sequence[str]) -> dict[str, str]:
     states: dict[str, str] = {}
-    for start in range(0, len(message_ids), _ID_CHUNK):
-        chunk = message_ids[start:start + _ID_CHUNK]
-        rows = conn.execute(select(send_ledger.c.message_id, send_ledger.c.state)
-                            .where(and_(send_ledger.c.campaign_id == campaign_id,
-                                        send_ledger.c.message_id.in_(chunk))))
+    for chunk in _chunks(message_ids):
+        rows = conn.execute(select(c.message_id, c.state)
+                            .where(and_(c.campaign_id == campaign_id, c.message_id.in_(chunk))))
         states.update({m: s for m, s in rows})
     return states
 
 
-def mark_sent(engine: Engine, message_ids: Sequence[str]) -> None:
-    if not message_ids:
+def carried_rows(engine: Engine, campaign_ids: Iterable[str], night: date) -> pd.DataFrame:
+    """Messages planned for an earlier night and not sent yet (planned or failed): message_id,
+    campaign_id, customer_id, occasion_key, run_date, state, attempts."""
+    query = (select(c.message_id, c.campaign_id, c.customer_id, c.occasion_key, c.run_date, c.state, c.attempts)
+             .where(c.state.in_(SENDABLE), c.run_date < night, c.campaign_id.in_(list(campaign_ids)))
+             .order_by(c.campaign_id, c.customer_id))
+    with engine.connect() as conn:
+        frame = pd.read_sql(query, conn)
+    frame["run_date"] = pd.to_datetime(frame["run_date"]).dt.date
+    return frame
+
+
+def close(engine: Engine, reasons: Mapping[str, str], state: str) -> None:
+    """Move sendable rows to a final state (expired, abandoned) with a reason per message."""
+    if not reasons:
         return
     now = _utcnow()
+    statement = (update(send_ledger).where(c.message_id == bindparam("mid"), state_in(SENDABLE))
+                 .values(state=state, error=bindparam("why"), settled_at=now))
     with engine.begin() as conn:
-        for start in range(0, len(message_ids), _ID_CHUNK):
-            conn.execute(update(send_ledger)
-                         .where(send_ledger.c.message_id.in_(message_ids[start:start + _ID_CHUNK]))
-                         .values(state=SENT, sent_at=now, error=None, attempts=send_ledger.c.attempts + 1))
+        conn.execute(statement, [{"mid": m, "why": why[:_ERROR_CHARS]} for m, why in reasons.items()])
 
 
-def mark_failed(engine: Engine, failures: dict[str, str]) -> None:
+def claim(engine: Engine, message_ids: Sequence[str], night: date, backend: str) -> dict[str, int]:
+    """Commit these messages as `sending` (next attempt number, time, night, backend) before their
+    requests leave. Only sendable rows are claimed; returns {message_id: attempt number}."""
+    now = _utcnow()
+    claimed: dict[str, int] = {}
+    with engine.begin() as conn:
+        for chunk in _chunks(list(message_ids)):
+            rows = conn.execute(
+                update(send_ledger).where(c.message_id.in_(chunk), c.state.in_(SENDABLE))
+                .values(state=SENDING, attempts=c.attempts + 1, attempted_at=now, attempt_run_date=night,
+                        backend=backend, settled_at=now)
+                .returning(c.message_id, c.attempts))
+            claimed.update({m: int(a) for m, a in rows})
+    return claimed
+
+
+@dataclass(frozen=True)
+class Settled:
+    message_id: str
+    state: str
+    error: str | None
+
+
+def settle(engine: Engine, results: Sequence[DeliveryResult], attempts: Mapping[str, int], night: date,
+           max_attempts: int) -> list[Settled]:
+    """Record each message's outcome (rows must be `sending`): sent, rejected, unknown, failed, or
+    abandoned when a failed message used its last attempt."""
+    now = _utcnow()
+    params, settled = [], []
+    for r in results:
+        state, error = r.outcome, r.error
+        if state == FAILED and attempts.get(r.message_id, 0) >= max_attempts:
+            state, error = ABANDONED, f"gave up after {attempts[r.message_id]} attempts: {r.error or 'failed'}"
+        accepted = r.outcome == SENT
+        params.append({"mid": r.message_id, "st": state, "err": error[:_ERROR_CHARS] if error else None,
+                       "pid": r.provider_id, "at": (r.accepted_at or now) if accepted else None,
+                       "on": night if accepted else None})
+        settled.append(Settled(r.message_id, state, error))
+    if params:
+        statement = (update(send_ledger).where(c.message_id == bindparam("mid"), c.state == SENDING)
+                     .values(state=bindparam("st"), error=bindparam("err"), provider_message_id=bindparam("pid"),
+                             accepted_at=bindparam("at"), accepted_on=bindparam("on"), settled_at=now))
+        with engine.begin() as conn:
+            conn.execute(statement, params)
+    return settled
+
+
+def fail_unbuilt(engine: Engine, failures: Mapping[str, str], max_attempts: int) -> None:
+    """Messages that could not be built (rendering, address): an attempt that never reached the
+    provider; failed (a later run tries again) or abandoned at the attempt cap."""
     if not failures:
         return
+    now = _utcnow()
+    ids = list(failures)
     with engine.begin() as conn:
-        for message_id, error in failures.items():
-            conn.execute(update(send_ledger).where(send_ledger.c.message_id == message_id)
-                         .values(state=FAILED, error=error[:2000], attempts=send_ledger.c.attempts + 1))
+        conn.execute(update(send_ledger).where(c.message_id == bindparam("mid"), state_in(SENDABLE))
+                     .values(state=FAILED, error=bindparam("err"), attempts=c.attempts + 1, settled_at=now),
+                     [{"mid": m, "err": e[:_ERROR_CHARS]} for m, e in failures.items()])
+        for chunk in _chunks(ids):
+            conn.execute(update(send_ledger)
+                         .where(c.message_id.in_(chunk), c.state == FAILED, c.attempts >= max_attempts)
+                         .values(state=ABANDONED, error="gave up after the attempt cap: " + c.error))
+
+
+def release(engine: Engine, message_ids: Sequence[str], error: str) -> None:
+    """Rows claimed `sending` whose requests surely never got accepted (the provider refused our
+    credentials): back to failed, so a later run sends them once the setting is fixed."""
+    with engine.begin() as conn:
+        for chunk in _chunks(list(message_ids)):
+            conn.execute(update(send_ledger).where(c.message_id.in_(chunk), c.state == SENDING)
+                         .values(state=FAILED, error=error[:_ERROR_CHARS], settled_at=_utcnow()))
+
+
+def states(engine: Engine, message_ids: Sequence[str] | None = None) -> pd.DataFrame:
+    """Ledger rows (all, or these messages), for reports and tests."""
+    query = select(send_ledger)
+    with engine.connect() as conn:
+        if message_ids is None:
+            return pd.read_sql(query, conn)
+        return pd.concat([pd.read_sql(query.where(c.message_id.in_(chunk)), conn)
+                          for chunk in _chunks(list(message_ids))] or [pd.DataFrame()], ignore_index=True)
+
+
+def unsettled_rows(engine: Engine) -> pd.DataFrame:
+    """Rows whose outcome is not known (`sending` left by a stopped run, `unknown`), oldest first,
+    for `lojal delivery unknown`."""
+    query = (select(c.message_id, c.campaign_id, c.customer_id, c.state, c.attempts, c.attempted_at,
+                    c.attempt_run_date, c.backend, c.error)
+             .where(c.state.in_(UNSETTLED)).order_by(c.attempted_at, c.message_id))
+    with engine.connect() as conn:
+        return pd.read_sql(query, conn)
+
+
+def state_counts(engine: Engine) -> Counter:
+    with engine.connect() as conn:
+        return Counter({s: int(n) for s, n in conn.execute(select(c.state, func.count()).group_by(c.state))})
 

@@ -2,13 +2,16 @@
 
 1. `load_project`   every marketer file validated (config, segments, templates) before any data
 2. `prepare_night`  shop data as of the run date, features, segment membership, recommender
-3. `plan_campaigns` recipients and exclusions per campaign, ledger rows recorded as planned
+3. `plan_campaigns` recipients and exclusions per campaign, ledger rows recorded as planned;
+                    messages of earlier nights sent late or expired
 4. `build_messages` recommendations + rendering for one batch of recipients
-5. `deliver`        one batch through the backend, ledger rows marked sent/failed
+5. `deliver`        one batch through the backend in windows: rows committed `sending` before each
+                    window's requests, each settled after (sent/rejected/failed/unknown/abandoned)
 """
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,9 +22,11 @@ from sqlalchemy import Engine
 
 from lojal import ledger, runlog
 from lojal.addresses import sendable
-from lojal.config import Campaign, CampaignsFile, ProjectConfig, check_config, load_config_parts
-from lojal.delivery import DeliveryBackend, DeliveryResult, OutgoingMessage
-from lojal.errors import DeliveryError, LojalError, Problem, ProjectError
+from lojal.audience import exclusion_reasons
+from lojal.config import Campaign, CampaignsFile, Delivery, ProjectConfig, check_config, load_config_parts
+from lojal.delivery import DeliveryBackend, OutgoingMessage
+from lojal.delivery.base import FAILED, DeliveryResult
+from lojal.errors import DeliveryAuthError, DeliveryError, LojalError, Problem, ProjectError
 from lojal.features import compute_features
 from lojal.markets import MarketCatalogue
 from lojal.paths import Paths
@@ -61,6 +66,9 @@ class CampaignPlan:
     audience: CampaignAudience
     pending: pd.DataFrame  # customer_id, occasion_key, message_id, state (planned/failed)
     already_sent: int
+    sent_late: int = 0  # of `pending`: planned on an earlier night
+    expired: int = 0  # planned on an earlier night, closed tonight (too late or no longer mailable)
+    not_again: Counter = field(default_factory=Counter)  # tonight's rows in another final state, by state
 
     @property
     def campaign(self) -> Campaign:
@@ -71,7 +79,31 @@ class CampaignPlan:
 class BatchOutcome:
     delivered: int = 0
     duplicates: int = 0
-    failed: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)  # every message not delivered, with why
+    states: Counter = field(default_factory=Counter)  # final state of each message of the batch
+    attempts: int = 0  # requests made (retries included)
+    errors: int = 0  # attempts that ended failed, rejected or unknown
+    paused: str | None = None  # why the campaign paused itself during this batch
+
+
+@dataclass
+class Tally:
+    """A campaign's attempts tonight, for its error-rate pause."""
+    attempts: int = 0
+    errors: int = 0
+    paused: str | None = None
+
+
+def pause_reason(tally: Tally, settings: Delivery) -> str | None:
+    """Why the campaign should pause now, or None."""
+    if tally.attempts < settings.pause_min_messages or tally.attempts == 0:
+        return None
+    rate = tally.errors / tally.attempts
+    if rate <= settings.pause_error_rate:
+        return None
+    return (f"paused: {tally.errors:,} of {tally.attempts:,} attempts tonight failed, were rejected or ended "
+            f"unknown ({rate:.0%} > pause_error_rate {settings.pause_error_rate:.0%}); the rest stay planned "
+            "for the next run")
 
 
 def load_project(paths: Paths) -> Project:
@@ -144,14 +176,48 @@ def prepare_night(project: Project, run_date: date, progress: Progress = lambda 
 
 def plan_campaigns(night: Night) -> list[CampaignPlan]:
     campaigns = night.project.config.campaigns
-    sent = ledger.sent_rows(night.engine, [c.id for c in campaigns.enabled])
-    audiences = assign_campaigns(campaigns, night.data, night.features, night.membership, sent)
+    ids = [c.id for c in campaigns.enabled]
+    carried, expired = _carried_over(night, ledger.carried_rows(night.engine, ids, night.run_date))
+    ledger.close(night.engine, {m: why for m, (_, why) in expired.items()}, ledger.EXPIRED)
+    expired_by_campaign = Counter(campaign_id for campaign_id, _ in expired.values())
+    received = ledger.received_rows(night.engine, ids)
+    audiences = assign_campaigns(campaigns, night.data, night.features, night.membership, received, carried)
     plans = []
     for audience in audiences:
         rows = ledger.plan(night.engine, audience.campaign.id, night.run_date, audience.recipients)
-        pending = rows[rows["state"] != ledger.SENT].reset_index(drop=True)
-        plans.append(CampaignPlan(audience, pending, int((rows["state"] == ledger.SENT).sum())))
+        late = carried[carried["campaign_id"] == audience.campaign.id]
+        tonight = rows[rows["state"].isin(ledger.SENDABLE)]
+        pending = pd.concat([late[tonight.columns], tonight], ignore_index=True).drop_duplicates("message_id")
+        others = rows[~rows["state"].isin((*ledger.SENDABLE, ledger.SENT))]
+        already = audience.exclusions[SENT_EARLIER_TONIGHT] + int((rows["state"] == ledger.SENT).sum())
+        plans.append(CampaignPlan(audience, pending.reset_index(drop=True), already,
+                                  sent_late=len(late), expired=expired_by_campaign[audience.campaign.id],
+                                  not_again=Counter(others["state"].tolist())))
     return plans
+
+
+def _carried_over(night: Night, rows: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, tuple[str, str]]]:
+    """Split messages of earlier nights into those sent late tonight and those expired (with why):
+    past their campaign's `send_within_days`, or their customer may no longer be mailed."""
+    config = night.project.config
+    blocked = exclusion_reasons(night.data)
+    keep, expired = [], {}
+    for row in rows.itertuples(index=False):
+        limit = config.campaign(row.campaign_id).send_within_days
+        age = (night.run_date - row.run_date).days
+        why = None
+        if age > limit:
+            why = f"not sent within send_within_days: {limit} of its night {row.run_date}; expired on {night.run_date}"
+        elif row.customer_id not in blocked.index:
+            why = "the customer is no longer in the store"
+        elif isinstance(blocked.get(row.customer_id), str):
+            why = f"may no longer be mailed: {blocked[row.customer_id]}"
+        if why:
+            expired[row.message_id] = (row.campaign_id, why)
+        else:
+            keep.append(row)
+    columns = ["message_id", "campaign_id", "customer_id", "occasion_key", "run_date", "state", "attempts"]
+    return pd.DataFrame(keep, columns=columns), expired
 
 
 def batches(frame: pd.DataFrame, size: int) -> list[pd.DataFrame]:
@@ -318,21 +384,74 @@ def _localized(night: Night, item: dict, customer: dict) -> dict:
     return night.catalogue.localize(item, customer["market"], customer["locale"], reprice=True)
 
 
-def deliver(engine: Engine, backend: DeliveryBackend, messages: list[OutgoingMessage]) -> BatchOutcome:
-    """Send one batch and record the outcome. When the backend fails as a whole (DeliveryError),
-    nothing of the batch is recorded: what it did deliver stays `planned`, and the resumed run
-    hands it over again, which the backend recognises by message id (docs/architecture.md)."""
-    try:
-        results = backend.send_batch(messages)
-    except DeliveryError:
-        raise
-    except Exception:  # noqa: BLE001 - one message the backend cannot take fails alone
-        results = _one_by_one(backend, messages)
-    ledger.mark_sent(engine, [r.message_id for r in results if r.delivered])
-    failed = {r.message_id: r.error or "rejected" for r in results if not r.delivered}
-    ledger.mark_failed(engine, failed)
-    return BatchOutcome(delivered=sum(r.delivered and not r.duplicate for r in results),
-                        duplicates=sum(r.duplicate for r in results), failed=failed)
+def deliver(engine: Engine, backend: DeliveryBackend, messages: list[OutgoingMessage], night: date,
+            settings: Delivery, tally: Tally | None = None) -> BatchOutcome:
+    """Send one batch in windows of at most `backend.concurrency` messages: each window is committed
+    `sending` before its requests leave and settled per message after, so a crash leaves at most
+    one window unsettled (`lojal.delivery.reconcile` settles it). Messages that failed retryably get
+    retry passes (pausing `retry_pause_seconds`, doubling) up to `max_attempts`. The campaign pauses
+    when its error rate passes `pause_error_rate` (`tally` spans its batches): the rest stay planned.
+    DeliveryAuthError (401/403) settles what the window's other requests got, puts the refused ones
+    back to failed (sent by a later run once the key is fixed) and stops the run."""
+    tally = tally or Tally()
+    outcome = BatchOutcome()
+    queue, number = list(messages), 0
+    while queue and not tally.paused:
+        if number:
+            time.sleep(min(60.0, settings.retry_pause_seconds * 2 ** (number - 1)))
+        queue = _delivery_pass(engine, backend, queue, night, settings, tally, outcome)
+        number += 1
+    outcome.paused = tally.paused
+    return outcome
+
+
+def _delivery_pass(engine: Engine, backend: DeliveryBackend, queue: list[OutgoingMessage], night: date,
+                   settings: Delivery, tally: Tally, outcome: BatchOutcome) -> list[OutgoingMessage]:
+    """One pass over `queue`; returns the messages to try again."""
+    retry: list[OutgoingMessage] = []
+    size = max(1, int(backend.concurrency))
+    for start in range(0, len(queue), size):
+        attempts = ledger.claim(engine, [m.message_id for m in queue[start:start + size]], night, backend.name)
+        window = [m for m in queue[start:start + size] if m.message_id in attempts]
+        if not window:
+            continue
+        try:
+            results = backend.send_batch(window)
+        except DeliveryAuthError as exc:
+            done = [r for r in exc.results if r is not None]
+            ledger.settle(engine, done, attempts, night, settings.max_attempts)
+            ledger.release(engine, [m.message_id for m in window], f"not sent: {exc}")  # the refused ones
+            raise
+        except DeliveryError:
+            raise
+        except Exception:  # noqa: BLE001 - one message the backend cannot take fails alone
+            results = _one_by_one(backend, window)
+        settled = ledger.settle(engine, results, attempts, night, settings.max_attempts)
+        _count(outcome, tally, results, settled)
+        by_id = {m.message_id: m for m in window}
+        retry += [by_id[s.message_id] for s in settled if s.state == ledger.FAILED]
+        tally.paused = pause_reason(tally, settings)
+        if tally.paused:
+            break
+    return retry
+
+
+def _count(outcome: BatchOutcome, tally: Tally, results: list[DeliveryResult], settled: list) -> None:
+    for result, final in zip(results, settled):
+        outcome.attempts += 1
+        tally.attempts += 1
+        if result.outcome != ledger.SENT:
+            outcome.errors += 1
+            tally.errors += 1
+        outcome.failed.pop(result.message_id, None)  # an earlier pass's failure, retried now
+        if final.state == ledger.SENT:
+            outcome.states[ledger.SENT] += 1
+            outcome.delivered += not result.duplicate
+            outcome.duplicates += result.duplicate
+            continue
+        outcome.failed[result.message_id] = f"{final.state}: {final.error or 'no reason given'}"
+        if final.state != ledger.FAILED:  # failed is not final: a retry pass may follow
+            outcome.states[final.state] += 1
 
 
 def _one_by_one(backend: DeliveryBackend, messages: list[OutgoingMessage]) -> list[DeliveryResult]:
@@ -345,7 +464,7 @@ def _one_by_one(backend: DeliveryBackend, messages: list[OutgoingMessage]) -> li
         except DeliveryError:
             raise
         except Exception as exc:  # noqa: BLE001
-            results.append(DeliveryResult(message.message_id, False, error=failure_reason(exc, message.customer_id)))
+            results.append(DeliveryResult(message.message_id, FAILED, error=failure_reason(exc, message.customer_id)))
     return results
 
 
@@ -357,10 +476,17 @@ class CampaignSummary:
     selected: int
     excluded: dict[str, int]
     already_sent: int
+    sent_late: int = 0
+    expired: int = 0
     rendered: int = 0
     delivered: int = 0
     duplicates: int = 0
-    failed: int = 0
+    failed: int = 0  # not delivered tonight: rejected, unknown, abandoned, still failed, not built
+    rejected: int = 0
+    unknown: int = 0
+    abandoned: int = 0
+    retries: int = 0  # attempts beyond the first per message
+    paused: str | None = None
     errors: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
@@ -372,8 +498,10 @@ def summary_for(plan: CampaignPlan) -> CampaignSummary:
     excluded = dict(a.exclusions)
     if plan.already_sent:
         excluded[SENT_EARLIER_TONIGHT] = plan.already_sent
+    for state, count in plan.not_again.items():
+        excluded[f"{state} on an earlier run, not sent again"] = count
     return CampaignSummary(a.campaign.id, a.campaign.name, a.matched, len(plan.pending),
-                           dict(Counter(excluded).most_common()), plan.already_sent)
+                           dict(Counter(excluded).most_common()), plan.already_sent, plan.sent_late, plan.expired)
 
 
 def record_batch(summary: CampaignSummary, rendered: int, outcome: BatchOutcome, render_failures: dict[str, str]) -> None:
@@ -381,8 +509,13 @@ def record_batch(summary: CampaignSummary, rendered: int, outcome: BatchOutcome,
     summary.delivered += outcome.delivered
     summary.duplicates += outcome.duplicates
     summary.failed += len(outcome.failed) + len(render_failures)
+    summary.rejected += outcome.states[ledger.REJECTED]
+    summary.unknown += outcome.states[ledger.UNKNOWN]
+    summary.abandoned += outcome.states[ledger.ABANDONED]
+    summary.retries += max(0, outcome.attempts - rendered)
+    summary.paused = summary.paused or outcome.paused
     summary.errors.extend(list({**outcome.failed, **render_failures}.values())[: max(0, 5 - len(summary.errors))])
 
 
-__all__ = ["Project", "Night", "CampaignPlan", "load_project", "check_project", "prepare_night",
-           "plan_campaigns", "build_messages", "deliver", "batches", "summary_for", "record_batch"]
+__all__ = ["Project", "Night", "CampaignPlan", "Tally", "load_project", "check_project", "prepare_night",
+           "plan_campaigns", "build_messages", "deliver", "pause_reason", "batches", "summary_for", "record_batch"]

@@ -20,9 +20,16 @@ def campaign_markdown(summary, run_date: date) -> str:
              ("delivered", s["delivered"]), ("failed", s["failed"])]
     if s.get("duplicates"):
         steps.append(("delivered earlier, not again", s["duplicates"]))
+    for key, step in (("sent_late", "of the selected: planned on an earlier night, sent late"),
+                      ("expired", "planned on an earlier night, expired"), ("rejected", "rejected by the provider"),
+                      ("unknown", "outcome unknown (`lojal delivery unknown`)"), ("abandoned", "abandoned")):
+        if s.get(key):
+            steps.append((step, s[key]))
     lines = [f"# {s['name']} (`{s['campaign_id']}`) — {run_date}", "",
              "| step | customers | |", "|---|---:|---|",
              *(f"| {step} | {count} | {text_bar(count, s['matched'])} |" for step, count in steps)]
+    if s.get("paused"):
+        lines += ["", f"**{s['paused']}**"]
     if s.get("errors"):
         lines += ["", "First errors:", *[f"- {e}" for e in s["errors"]]]
     return "\n".join(lines)

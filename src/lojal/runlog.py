@@ -38,6 +38,16 @@ def start_run(engine: Engine, run_date: date, flow_run_id: str | None = None) ->
         return int(result.inserted_primary_key[0])
 
 
+def mark_interrupted(engine: Engine, keep: int | None = None) -> int:
+    """Runs still marked running while we hold the store's run lock died without finishing (a
+    killed process): mark them interrupted. `keep`: this run's own row."""
+    query = update(runs).where(runs.c.status == RUNNING)
+    if keep is not None:
+        query = query.where(runs.c.id != keep)
+    with engine.begin() as conn:
+        return conn.execute(query.values(status="interrupted", finished_at=_now())).rowcount
+
+
 def finish_run(engine: Engine, run_id: int, status: str, summary: list[dict] | None = None,
                error: str | None = None) -> None:
     with engine.begin() as conn:
@@ -73,7 +83,7 @@ def recent_runs(engine: Engine, limit: int = 20) -> pd.DataFrame:
     Running such a date again finishes its work."""
     with engine.connect() as conn:
         frame = pd.read_sql(select(*_columns(conn)).order_by(runs.c.id.desc()).limit(limit), conn)
-    summaries = [json.loads(text) if text else None for text in frame.pop("summary_json")]
+    summaries = [json.loads(text) if isinstance(text, str) and text else None for text in frame.pop("summary_json")]
     for key in ("delivered", "failed"):
         frame[key] = [None if s is None else sum(c[key] for c in s) for s in summaries]
     frame["errors"] = [[] if s is None else [f"{c['campaign_id']}: {e}" for c in s for e in c.get("errors", [])]

@@ -10,11 +10,20 @@ from lojal.delivery.message import OutgoingMessage
 from lojal.delivery.outbox import OutboxBackend
 from lojal.paths import Paths
 
-__all__ = ["DeliveryBackend", "DeliveryResult", "OutgoingMessage", "OutboxBackend", "backend_for"]
+__all__ = ["DeliveryBackend", "DeliveryResult", "OutgoingMessage", "OutboxBackend", "backend_for", "BACKENDS"]
+
+BACKENDS = ("outbox", "sendgrid")
 
 
-def backend_for(config: ProjectConfig, paths: Paths, run_date: date) -> DeliveryBackend:
+def backend_for(config: ProjectConfig, paths: Paths, run_date: date, override: str | None = None) -> DeliveryBackend:
+    """The backend `config/sender.yaml` names (`delivery.backend`), or `override` for one run
+    (`lojal run --delivery`)."""
     delivery = config.sender.delivery
-    if delivery.backend == "outbox":
+    name = override or delivery.backend
+    if name == "outbox":
         return OutboxBackend(paths.outbox_dir(run_date), config.tracking, delivery.sendgrid)
-    raise ValueError(f"unknown delivery backend {delivery.backend!r}")
+    if name == "sendgrid":
+        from lojal.sendgrid.backend import SendGridBackend
+
+        return SendGridBackend(delivery.sendgrid, config.tracking)
+    raise ValueError(f"unknown delivery backend {name!r}; use one of {', '.join(BACKENDS)}")

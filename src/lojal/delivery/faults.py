@@ -18,6 +18,7 @@ class FailAfter:
         self.limit = limit
         self.delivered = 0
         self.name = f"{inner.name}+fail-after-{limit}"
+        self.concurrency = inner.concurrency
 
     def send_batch(self, messages: Sequence[OutgoingMessage]) -> list[DeliveryResult]:
         allowed = max(0, self.limit - self.delivered)

@@ -1,8 +1,10 @@
 """The embedded delivery backend: each message as `.eml`, its SendGrid request body as `.json`
 and its HTML as `.html`, under `<state>/outbox/<run date>/<campaign>/`, plus an `index.html`.
 
-Delivery is idempotent by message id: a message whose files exist is not written again, so a
-run that stopped between delivering and recording can be resumed without duplicates.
+The ledger, not these files, decides what is sent. The files are the outbox's own record, as
+SendGrid's events are SendGrid's: reconciliation settles rows a crash left `sending` from them
+(`.eml` present: sent; absent: sent again). A message handed over twice all the same is not
+written again but answered `duplicate`.
 `deliveries.jsonl` logs each first delivery, one line per message.
 """
 
@@ -16,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from lojal.config import SendGridSettings, Tracking
-from lojal.delivery.base import DeliveryResult
+from lojal.delivery.base import SENT, DeliveryResult
 from lojal.delivery.message import OutgoingMessage
 from lojal.sendgrid.payload import mail_send_body
 
@@ -25,6 +27,7 @@ LOG_NAME = "deliveries.jsonl"
 
 class OutboxBackend:
     name = "outbox"
+    concurrency = 100  # files are written one after another; the window only bounds ledger commits
 
     def __init__(self, root: Path, tracking: Tracking, sendgrid: SendGridSettings | None = None):
         self.root = root
@@ -43,7 +46,8 @@ class OutboxBackend:
         folder = self.root / message.campaign_id
         eml = folder / f"{message.message_id}.eml"
         if eml.exists():
-            return DeliveryResult(message.message_id, True, str(eml), duplicate=True)
+            return DeliveryResult(message.message_id, SENT, self._relative(eml), duplicate=True,
+                                  accepted_at=_mtime_utc(eml))
         folder.mkdir(parents=True, exist_ok=True)
         now = datetime.now(timezone.utc)
         body = mail_send_body(message, self.tracking, self.sendgrid)
@@ -54,10 +58,18 @@ class OutboxBackend:
         log.write(json.dumps({"message_id": message.message_id, "campaign": message.campaign_id,
                               "customer_id": message.customer_id, "at": now.isoformat()}) + "\n")
         log.flush()
-        return DeliveryResult(message.message_id, True, str(eml))
+        return DeliveryResult(message.message_id, SENT, self._relative(eml), accepted_at=now.replace(tzinfo=None))
+
+    def _relative(self, eml: Path) -> str:
+        """The provider id of an outbox message: `<date>/<campaign>/<message id>.eml` under the outbox."""
+        return eml.relative_to(self.root.parent).as_posix()
 
     def finish(self) -> None:
         write_index(self.root)
+
+
+def _mtime_utc(path: Path) -> datetime:
+    return datetime.fromtimestamp(path.stat().st_mtime, timezone.utc).replace(tzinfo=None)
 
 
 def _write_atomic(path: Path, text: str) -> None:

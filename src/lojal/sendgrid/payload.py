@@ -6,6 +6,8 @@ the live API requires an object), and every value must be a string.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from lojal.config import SendGridSettings, Tracking
 from lojal.delivery.message import OutgoingMessage
 
@@ -16,7 +18,10 @@ def _address(email: str, name: str | None) -> dict:
     return {"email": email, "name": name} if name else {"email": email}
 
 
-def mail_send_body(message: OutgoingMessage, tracking: Tracking, settings: SendGridSettings | None = None) -> dict:
+def mail_send_body(message: OutgoingMessage, tracking: Tracking, settings: SendGridSettings | None = None,
+                   send_at: datetime | None = None) -> dict:
+    """`send_at` (or the message's own `send_at`, when the plan carries one; naive = UTC) schedules the
+    message; `settings.sandbox_mode` asks SendGrid to validate it and deliver nothing."""
     body: dict = {
         "personalizations": [{"to": [_address(message.to_email, message.to_name)]}],
         "from": _address(message.from_email, message.from_name),
@@ -43,4 +48,13 @@ def mail_send_body(message: OutgoingMessage, tracking: Tracking, settings: SendG
         body["asm"] = {"group_id": settings.asm_group_id}
     if settings and settings.ip_pool:
         body["ip_pool_name"] = settings.ip_pool
+    send_at = send_at or getattr(message, "send_at", None)
+    if send_at is not None:
+        body["send_at"] = _unix(send_at)
+    if settings and settings.sandbox_mode:
+        body["mail_settings"] = {"sandbox_mode": {"enable": True}}
     return body
+
+
+def _unix(moment: datetime) -> int:
+    return int((moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp())

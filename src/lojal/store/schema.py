@@ -83,21 +83,30 @@ suppressions = Table(
 )
 
 # One row per (campaign, customer, occasion): what makes a repeated or resumed run send nothing twice.
+# States (lojal.ledger): planned -> sending -> sent | rejected | failed | unknown | abandoned, and
+# expired (planned on an earlier night, not sent within the campaign's limit); held_out is reserved.
 send_ledger = Table(
     "send_ledger", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("campaign_id", String(64), nullable=False),
     Column("customer_id", BigInteger, nullable=False),
     Column("occasion_key", String(128), nullable=False),
-    Column("run_date", Date, nullable=False),
+    Column("run_date", Date, nullable=False),  # the night it was planned for
     Column("message_id", String(64), nullable=False, unique=True),
-    Column("state", String(16), nullable=False),  # planned, sent, failed
+    Column("state", String(16), nullable=False),
     Column("planned_at", DateTime, nullable=False),
-    Column("sent_at", DateTime, nullable=True),
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("error", Text, nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),  # provider attempts so far
+    Column("attempted_at", DateTime, nullable=True),  # when the latest attempt was committed `sending`
+    Column("attempt_run_date", Date, nullable=True),  # the night of the run that made the latest attempt
+    Column("backend", String(32), nullable=True),  # the backend of the latest attempt (outbox, sendgrid)
+    Column("accepted_at", DateTime, nullable=True),  # when the provider accepted it (state sent)
+    Column("accepted_on", Date, nullable=True),  # the night it counts for: caps and "already received"
+    Column("provider_message_id", String(128), nullable=True),  # SendGrid's X-Message-Id, or the outbox file
+    Column("settled_at", DateTime, nullable=True),  # when the state last changed after planning
+    Column("error", Text, nullable=True),  # provider error text, or why it was abandoned/expired
     UniqueConstraint("campaign_id", "customer_id", "occasion_key", name="uq_ledger_occasion"),
     Index("ix_ledger_run", "run_date", "campaign_id", "state"),
+    Index("ix_ledger_state", "state", "campaign_id"),
 )
 
 runs = Table(
@@ -129,4 +138,25 @@ product_texts = Table(
     Column("locale", String(5), primary_key=True),
     Column("title", String(200), nullable=False),
     Column("category", String(100), nullable=True),
+)
+
+# SendGrid's Event Webhook, one row per event (lojal.sendgrid.events), written before the webhook
+# answers 2xx; sg_event_id makes a retried or replayed batch store nothing twice.
+delivery_events = Table(
+    "delivery_events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("sg_event_id", String(100), nullable=False, unique=True),
+    Column("event", String(32), nullable=False),  # normalized: processed, delivered, bounced, opened, ...
+    Column("raw_event", String(32), nullable=True),  # SendGrid's own name: bounce, open, spamreport, ...
+    Column("message_id", String(64), nullable=True, index=True),  # Lojal's, from custom_args lojal_message_id
+    Column("provider_message_id", String(128), nullable=True),  # the X-Message-Id part of sg_message_id
+    Column("email", String(254), nullable=True),
+    Column("occurred_at", DateTime, nullable=True),  # naive UTC
+    Column("received_at", DateTime, nullable=False),  # naive UTC
+    Column("machine_open", Boolean, nullable=False, default=False),  # e.g. Apple MPP (sg_machine_open)
+    Column("bounce_type", String(32), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("url", Text, nullable=True),
+    Column("asm_group_id", Integer, nullable=True),
+    Column("payload", Text, nullable=False),  # the event's raw JSON
 )

@@ -1,0 +1,82 @@
+"""The ledger's states, on SQLite and PostgreSQL: every attempt is recorded before and after."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+import pandas as pd
+
+from delivery.ledger_helpers import NIGHT, planned, row
+from lojal import ledger
+from lojal.delivery.base import FAILED, REJECTED, SENT, UNKNOWN, DeliveryResult
+
+
+def test_an_attempt_is_committed_sending_then_settled_sent(engine):
+    [mid] = planned(engine, "win_back", [1])
+    assert row(engine, mid)["state"] == "planned" and row(engine, mid)["attempts"] == 0
+
+    attempts = ledger.claim(engine, [mid], NIGHT + timedelta(days=1), "sendgrid")
+    assert attempts == {mid: 1}
+    claimed = row(engine, mid)
+    assert claimed["state"] == "sending" and claimed["backend"] == "sendgrid" and claimed["attempted_at"] is not None
+    assert pd.Timestamp(claimed["attempt_run_date"]).date() == NIGHT + timedelta(days=1)
+
+    accepted = datetime(2026, 11, 25, 20, 0, 1)
+    ledger.settle(engine, [DeliveryResult(mid, SENT, "sg-123", accepted_at=accepted)], attempts,
+                  NIGHT + timedelta(days=1), max_attempts=5)
+    sent = row(engine, mid)
+    assert sent["state"] == "sent" and sent["provider_message_id"] == "sg-123"
+    assert pd.Timestamp(sent["accepted_at"]) == pd.Timestamp(accepted)
+    # planned on night D, accepted on D+1: caps count it on D+1
+    assert pd.Timestamp(sent["run_date"]).date() == NIGHT
+    assert pd.Timestamp(sent["accepted_on"]).date() == NIGHT + timedelta(days=1)
+    received = ledger.received_rows(engine, ["win_back"])
+    assert received["night"].tolist() == [NIGHT + timedelta(days=1)]
+    assert ledger.claim(engine, [mid], NIGHT, "sendgrid") == {}  # never handed over again
+
+
+def test_rejected_is_final_and_unknown_is_never_resent_blindly(engine):
+    rejected, unknown = planned(engine, "win_back", [1, 2])
+    attempts = ledger.claim(engine, [rejected, unknown], NIGHT, "sendgrid")
+    ledger.settle(engine, [DeliveryResult(rejected, REJECTED, error="400: invalid email"),
+                           DeliveryResult(unknown, UNKNOWN, error="connection dropped after the body was sent")],
+                  attempts, NIGHT, max_attempts=5)
+    assert row(engine, rejected)["error"] == "400: invalid email"
+    assert ledger.claim(engine, [rejected, unknown], NIGHT, "sendgrid") == {}
+    assert [r["state"] for r in map(lambda m: row(engine, m), (rejected, unknown))] == ["rejected", "unknown"]
+    # an unknown outcome may have been received: it holds the customer's place
+    assert ledger.received_rows(engine, ["win_back"])["customer_id"].tolist() == [2]
+    assert ledger.unsettled_rows(engine)["message_id"].tolist() == [unknown]
+
+
+def test_failed_is_retried_up_to_the_cap_then_abandoned_with_the_reason(engine):
+    [mid] = planned(engine, "win_back", [1])
+    for attempt in (1, 2, 3):
+        attempts = ledger.claim(engine, [mid], NIGHT, "sendgrid")
+        assert attempts == {mid: attempt}
+        [settled] = ledger.settle(engine, [DeliveryResult(mid, FAILED, error="500 Internal Server Error")],
+                                  attempts, NIGHT, max_attempts=3)
+    assert settled.state == "abandoned"
+    final = row(engine, mid)
+    assert final["state"] == "abandoned" and final["attempts"] == 3
+    assert final["error"] == "gave up after 3 attempts: 500 Internal Server Error"
+    assert ledger.claim(engine, [mid], NIGHT, "sendgrid") == {}
+
+
+def test_a_message_that_could_not_be_built_fails_then_is_abandoned(engine):
+    [mid] = planned(engine, "win_back", [1])
+    ledger.fail_unbuilt(engine, {mid: "RenderError: 'first_name' is undefined"}, max_attempts=2)
+    assert (row(engine, mid)["state"], row(engine, mid)["attempts"]) == ("failed", 1)
+    ledger.fail_unbuilt(engine, {mid: "RenderError: 'first_name' is undefined"}, max_attempts=2)
+    assert row(engine, mid)["state"] == "abandoned"
+    assert row(engine, mid)["error"] == "gave up after the attempt cap: RenderError: 'first_name' is undefined"
+
+
+def test_carried_rows_and_expiry(engine):
+    old = planned(engine, "post_purchase", [1, 2], night=date(2026, 11, 20))
+    planned(engine, "post_purchase", [3], night=NIGHT)
+    carried = ledger.carried_rows(engine, ["post_purchase"], NIGHT)
+    assert sorted(carried["message_id"]) == sorted(old)
+    ledger.close(engine, {old[0]: "not sent within send_within_days: 3"}, ledger.EXPIRED)
+    assert row(engine, old[0])["state"] == "expired" and "send_within_days" in row(engine, old[0])["error"]
+    assert ledger.carried_rows(engine, ["post_purchase"], NIGHT)["message_id"].tolist() == [old[1]]
