@@ -97,9 +97,13 @@ def test_a_store_created_before_migrations_upgrades_in_place(database_url, shop,
     with engine.connect() as conn:
         ledger = conn.execute(select(legacy_schema.send_ledger.c.message_id, legacy_schema.send_ledger.c.state)).all()
         prices = dict(conn.execute(text("SELECT sku, price FROM products")).all())
+        accepted = conn.execute(text("SELECT DISTINCT accepted_at, accepted_on, backend FROM send_ledger")).all()
         column_type = [c["type"] for c in __import__("sqlalchemy").inspect(conn).get_columns("products")
                        if c["name"] == "price"][0]
     assert len(ledger) == 40 and {state for _, state in ledger} == {SENT}
+    # what was sent before the delivery work counts as accepted then, on its night (caps, "already received")
+    assert [(pd.Timestamp(at), pd.Timestamp(on).date(), backend) for at, on, backend in accepted] == [
+        (pd.Timestamp(2026, 11, 24, 1, 5), UNTIL, "outbox")]
     assert "NUMERIC" in str(column_type).upper()
     before = expected["products"].set_index("sku")["price"]
     assert len(prices) == len(before)
