@@ -22,11 +22,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lojal import audience
 from lojal import decisions as d
 from lojal.config import load_config
 from lojal.paths import Paths
-from lojal.planning import occasion_keys
 from lojal.store.shopdata import ShopData
 from lojal.timezones import check_time_zone, local_send_time, parse_clock
 

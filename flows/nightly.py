@@ -77,7 +77,8 @@ def send_batch(night: pipeline.Night, backend, plan: pipeline.CampaignPlan, batc
 def _naming_customers(batch, failures: dict[str, str]) -> dict[str, str]:
     """Errors as operators read them (artifact, report, `lojal runs show`): 'customer <id>: <error>'."""
     customers = dict(zip(batch["message_id"], batch["customer_id"]))
-    return {m: f"customer {int(customers[m])}: {error}" for m, error in failures.items()}
+    named = {m: f"customer {int(customers[m])}: " for m in failures}
+    return {m: error if error.startswith(named[m]) else named[m] + error for m, error in failures.items()}
 
 
 @flow(name="campaign", flow_run_name="{campaign_id}")

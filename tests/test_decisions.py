@@ -359,7 +359,8 @@ def test_without_caps_holdouts_or_send_times_it_selects_what_todays_planner_sele
     sent = history(("survey", 4, "order:14", "sent", "2026-11-20 02:00", date(2026, 11, 20)),
                    ("thanks", 6, "order:16", "sent", "2026-11-20 02:00", date(2026, 11, 20)))
     old = {a.campaign.id: set(a.recipients["customer_id"]) for a in
-           assign_campaigns(config, data, feats, member, sent[["campaign_id", "customer_id", "occasion_key", "run_date"]])}
+           assign_campaigns(config, data, feats, member,
+                            sent[["campaign_id", "customer_id", "occasion_key", "run_date"]].rename(columns={"run_date": "night"}))}
     out = plan(config, data, sent, feats=feats, member=member)
     new = {c: set(out[(out["campaign"] == c) & (out["decision"] == d.SELECTED)]["customer_id"]) for c in old}
     assert new == old

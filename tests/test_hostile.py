@@ -22,7 +22,6 @@ from sqlalchemy import select
 from lojal.config import ProjectConfig, load_config
 from lojal.errors import DataImportError, ProjectError
 from lojal.paths import Paths
-from lojal.pipeline import check_project
 from lojal.render import check_templates
 from lojal.segments import check_segments
 from lojal.store import connect, schema

@@ -32,9 +32,16 @@ def night(tmp_path, monkeypatch):
 
 
 def run(project, **kwargs) -> dict:
+    """The night's result; a night that stopped raises its error. A partial night (some messages
+    failed) ends in a Failed state carrying the result, as automations see it."""
     from flows.nightly import nightly
 
-    return nightly(run_date=D, project_dir=str(project), delivery="sendgrid", **kwargs)
+    state = nightly(run_date=D, project_dir=str(project), delivery="sendgrid", return_state=True, **kwargs)
+    outcome = state.result(raise_on_failure=False)
+    if isinstance(outcome, BaseException):
+        raise outcome
+    assert state.is_completed() == (sum(c["failed"] for c in outcome["campaigns"]) == 0), state
+    return outcome
 
 
 def test_a_refused_key_stops_the_run_at_once_naming_the_setting(night, monkeypatch):

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import copy
-import json
-from pathlib import Path
 
 import pytest
 
 from lojal.delivery.message import OutgoingMessage
 
-SHARED = Path(__file__).resolve().parents[3] / "shared"
 
 
 def make_message(i: int = 1, **changes) -> OutgoingMessage:
@@ -23,35 +19,6 @@ def make_message(i: int = 1, **changes) -> OutgoingMessage:
                            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"})
     fields.update(changes)
     return OutgoingMessage(**fields)
-
-
-@pytest.fixture
-def mail_send_validator():
-    """A validator for SendGrid's published Mail Send request schema (with its custom_args quirk)."""
-    from jsonschema import Draft202012Validator
-
-    spec_file = SHARED / "sendgrid-oai" / "tsg_mail_v3.json"
-    if not spec_file.exists():
-        pytest.skip(f"{spec_file} not present (it ships in ../shared beside the project, not in a clone)")
-    spec = json.loads(spec_file.read_text())
-    schema = copy.deepcopy(spec["components"]["requestBodies"]["PostMailSend"]["content"]["application/json"]["schema"])
-    # Known quirk of the published file: message-level custom_args is an object of strings in the live API.
-    schema["properties"]["custom_args"] = {"type": "object", "additionalProperties": {"type": "string"}}
-    schema["components"] = spec["components"]
-    return Draft202012Validator(_resolve_refs(schema, schema))
-
-
-def _resolve_refs(node, root):
-    if isinstance(node, dict):
-        if "$ref" in node and node["$ref"].startswith("#/components/"):
-            target = root
-            for part in node["$ref"][2:].split("/"):
-                target = target[part]
-            return _resolve_refs(target, root)
-        return {k: _resolve_refs(v, root) for k, v in node.items() if k != "components"}
-    if isinstance(node, list):
-        return [_resolve_refs(v, root) for v in node]
-    return node
 
 
 @pytest.fixture

@@ -3,10 +3,9 @@ faults the server cannot stage): outcomes, retries before the body left, 429 wai
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import httpx
 import pytest

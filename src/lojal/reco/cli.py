@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -44,24 +45,13 @@ def evaluate(
 ) -> None:
     """Train every strategy on history before --cutoff and score the next --horizon-days."""
     cutoff_at = _parse_cutoff(cutoff)
-    try:
-        mapping = parse_columns(columns)
-    except OrdersFileError as exc:
-        raise typer.BadParameter(str(exc), param_hint=exc.option) from exc
-    console = Console(stderr=True)
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
-                  disable=not sys.stderr.isatty(), transient=True) as progress:
-        task = progress.add_task(f"reading {orders.name}")
-        try:
-            lines, report = read_orders(orders, mapping, product_pattern)
-        except OrdersFileError as exc:
-            raise typer.BadParameter(str(exc), param_hint=exc.option) from exc
+    with _reading(orders, columns, product_pattern) as (lines, report, step):
         split = time_split(lines, cutoff_at, horizon_days)
         if len(split.customers) == 0:
             raise typer.BadParameter(
                 f"no customer bought both before {cutoff} and in the {horizon_days} days after it "
                 f"(the kept rows span {_span(lines)}); choose a cutoff inside that range", param_hint="--cutoff")
-        results = evaluate_split(split, k, progress=lambda step: progress.update(task, description=step))
+        results = evaluate_split(split, k, progress=step)
     payload = {"orders": str(orders), "cutoff": cutoff_at.date().isoformat(), "horizon_days": horizon_days, "k": k,
                "customers": int(len(split.customers)), "catalogue": int(split.train["sku"].nunique()),
                "rows": report.to_dict(), "results": {name: m.to_dict() for name, m in results.items()}}
@@ -86,19 +76,8 @@ def evaluate_timing(
 
     Candidates are the (customer, product) pairs with at least two purchase days before --cutoff."""
     cutoff_at = _parse_cutoff(cutoff)
-    try:
-        mapping = parse_columns(columns)
-    except OrdersFileError as exc:
-        raise typer.BadParameter(str(exc), param_hint=exc.option) from exc
-    console = Console(stderr=True)
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
-                  disable=not sys.stderr.isatty(), transient=True) as progress:
-        task = progress.add_task(f"reading {orders.name}")
-        try:
-            lines, report = read_orders(orders, mapping, product_pattern)
-        except OrdersFileError as exc:
-            raise typer.BadParameter(str(exc), param_hint=exc.option) from exc
-        result = run_timing(lines, cutoff_at, window_days, progress=lambda step: progress.update(task, description=step))
+    with _reading(orders, columns, product_pattern) as (lines, report, step):
+        result = run_timing(lines, cutoff_at, window_days, progress=step)
     if result.pairs == 0:
         raise typer.BadParameter(
             f"no customer bought a product on two different days before {cutoff} (the kept rows span "
@@ -123,6 +102,24 @@ def _print_timing(payload: dict, rows: dict, cutoff_at: pd.Timestamp, window_day
     for name, m in payload["results"].items():
         table.add_row(name, *(f"{m[key]:.3f}" for key in ("auc", "precision_at_1000", "precision_top5pct")))
     console.print(table)
+
+
+@contextmanager
+def _reading(orders: Path, columns: str | None, product_pattern: str | None):
+    """Read the orders file (column mapping and cleaning as documented) under a spinner on stderr;
+    yields (lines, report, step), where step(text) shows what is being done next."""
+    try:
+        mapping = parse_columns(columns)
+    except OrdersFileError as exc:
+        raise typer.BadParameter(str(exc), param_hint=exc.option) from exc
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=Console(stderr=True),
+                  disable=not sys.stderr.isatty(), transient=True) as progress:
+        task = progress.add_task(f"reading {orders.name}")
+        try:
+            lines, report = read_orders(orders, mapping, product_pattern)
+        except OrdersFileError as exc:
+            raise typer.BadParameter(str(exc), param_hint=exc.option) from exc
+        yield lines, report, lambda text: progress.update(task, description=text)
 
 
 def _parse_cutoff(text: str) -> pd.Timestamp:
