@@ -16,14 +16,12 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from lojal.addresses import _ATOM, MAX_LENGTH, MAX_LOCAL, AddressError, mailbox_key
 from lojal.addresses import normalize as normalize_address
 from lojal.errors import DataImportError, Problem
 from lojal.store import init_schema, parse, schema
-from lojal.store.write import chunked_records
+from lojal.store.write import bulk_insert
 from lojal.timezones import check_time_zone
 
 MAX_LISTED = 50
@@ -404,34 +402,22 @@ def read_chunks(path: Path) -> Iterator[pd.DataFrame]:
         raise DataImportError([Problem(str(path), None, None, f"cannot read as CSV: {exc}")]) from None
 
 
-def _upsert(conn, table, rows: list[dict], key: str) -> None:
-    dialect = conn.engine.dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = insert(table)
-    stmt = stmt.on_conflict_do_update(index_elements=[key],
-                                      set_={c: stmt.excluded[c] for c in rows[0] if c != key})
-    conn.execute(stmt, rows)
-
-
 def _write(engine: Engine, kind: str, frame: pd.DataFrame, report: Report = _quiet) -> dict[str, int]:
     with engine.begin() as conn:
         if kind in ("customers", "products"):
             key = "customer_id" if kind == "customers" else "sku"
             if kind == "customers":
                 frame["first_name"] = frame.get("first_name", pd.Series("", index=frame.index)).fillna("")
-            for batch in chunked_records(frame):
-                _upsert(conn, schema.customers if kind == "customers" else schema.products, batch, key)
-                report("writing", len(batch))
+            bulk_insert(conn, schema.customers if kind == "customers" else schema.products, frame, key,
+                        lambda n: report("writing", n))
             return {kind: len(frame)}
         existing = {r for (r,) in conn.execute(select(schema.orders.c.order_id))}
         new = frame[~frame["order_id"].isin(existing)].copy()
         new["line_no"] = new.groupby("order_id").cumcount() + 1
         heads = new.groupby("order_id", as_index=False).agg(customer_id=("customer_id", "first"),
                                                             placed_at=("placed_at", "first"), currency=("currency", "first"))
-        for batch in chunked_records(heads):
-            conn.execute(schema.orders.insert(), batch)
-        for batch in chunked_records(new[["order_id", "line_no", "sku", "quantity", "unit_price"]]):
-            conn.execute(schema.order_lines.insert(), batch)
-            report("writing", len(batch))
+        bulk_insert(conn, schema.orders, heads)
+        bulk_insert(conn, schema.order_lines, new[["order_id", "line_no", "sku", "quantity", "unit_price"]],
+                    progress=lambda n: report("writing", n))
         return {"orders": len(heads), "order lines": len(new),
                 "orders already present (skipped)": int(frame.loc[frame["order_id"].isin(existing), "order_id"].nunique())}
