@@ -105,3 +105,31 @@ def test_chunked_reading_keeps_row_numbers_and_writes_nothing_on_error(database_
     assert len(rows) == 40 and rows[39].email == "c40@example.no" and rows[0].birthday.isoformat() == "1980-02-01"
     assert rows[0].created_at.isoformat() == "2025-01-01T10:00:00"
     engine.dispose()
+
+
+def test_import_command_draws_a_bar_per_stage_and_stays_quiet_without_a_terminal(project, tmp_path, capsys):
+    from lojal.commands import import_data
+
+    path = tmp_path / "c.csv"
+    _customers_csv(path, 25)
+    assert import_data(project, "customers", path, None, progress=True) == {"customers": 25}
+    shown = capsys.readouterr().out
+    assert "validating c.csv" in shown and "writing c.csv" in shown and "25/25" in shown
+    assert import_data(project, "customers", path, None, progress=False) == {"customers": 25}
+    assert capsys.readouterr().out == ""
+
+
+def test_bulk_upsert_updates_known_customers_and_keeps_missing_values_missing(database_url, tmp_path):
+    engine = connect(database_url)
+    path = tmp_path / "c.csv"
+    _customers_csv(path, 5, {2: "2,c2@example.no,,nb,NO,Europe/Oslo,,2025-01-01 08:30,false"})
+    import_file(engine, "customers", path)
+    _customers_csv(path, 6, {1: "1,c1@example.no,Renamed,sv,SE,Europe/Stockholm,1990-05-06,2025-01-01T10:00:00+01:00,no"})
+    assert import_file(engine, "customers", path) == {"customers": 6}
+    with engine.connect() as conn:
+        rows = {r.customer_id: r for r in conn.execute(select(schema.customers))}
+    assert len(rows) == 6
+    assert (rows[1].first_name, rows[1].locale, rows[1].consent_email) == ("Renamed", "sv", False)
+    assert rows[1].created_at.isoformat() == "2025-01-01T09:00:00" and rows[1].birthday.isoformat() == "1990-05-06"
+    assert rows[3].consent_at is None and rows[3].consent_email is True
+    engine.dispose()
