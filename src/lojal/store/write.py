@@ -98,6 +98,9 @@ def bulk_insert(conn: Connection, table: Table, frame: pd.DataFrame, key: str | 
         target = f"import_{table.name}"
         cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {target} (LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DROP")
         cursor.execute(f"TRUNCATE {target}")
+    if dialect == "sqlite":  # index and foreign-key pages stay in memory (256 MB; restored below)
+        cache = cursor.execute("PRAGMA cache_size").fetchone()[0]
+        cursor.execute("PRAGMA cache_size = -262144")
     names: list[str] = []
     for names, rows in bulk_rows(table, frame, dialect):
         listed = ", ".join(names)
@@ -118,4 +121,6 @@ def bulk_insert(conn: Connection, table: Table, frame: pd.DataFrame, key: str | 
         updates = ", ".join(f"{n} = excluded.{n}" for n in names if n != key)
         cursor.execute(f"INSERT INTO {table.name} ({listed}) SELECT {listed} FROM {target} "
                        f"ON CONFLICT ({key}) DO UPDATE SET {updates}")
+    if dialect == "sqlite":
+        cursor.execute(f"PRAGMA cache_size = {int(cache)}")
     return written
