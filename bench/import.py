@@ -144,9 +144,9 @@ def run(kind: str, path: Path, url: str, sample: int, former: float) -> None:
     print(f"{kind}: {rows['validating']:,} rows; read+validate {validated:.1f} s ({new:,.0f} rows/s), checks+write "
           f"{total - validated:.1f} s, total {total:.1f} s ({rows['validating'] / total:,.0f} rows/s); {counts}")
     print(f"  per-row validation (former way) on {min(sample, rows['validating']):,} rows: {old:,.0f} rows/s -> "
-          f"{rows['validating'] / old:.0f} s for the file (extrapolated); vectorized is {new / old:.1f}x faster")
+          f"{rows['validating'] / old:.0f} s for the file (extrapolated); vectorized / per-row = {new / old:.1f}x")
     print(f"  former importer end to end: {rows['validating'] / former:.0f} s for the file (extrapolated from its "
-          f"sample rate); this run is {rows['validating'] / total / former:.1f}x faster")
+          f"sample rate); this run / former = {rows['validating'] / total / former:.1f}x")
 
 
 def main() -> None:
