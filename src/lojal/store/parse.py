@@ -147,11 +147,11 @@ def parse_datetime(value: Any) -> Parsed:
 # the same way; `values` holds them. The rest (and only the rest) go through the per-value parser,
 # which gives the exact message. So a fast path may be narrower than the format, never wider.
 
-_FAST_INT = r"\d{1,18}"  # below 10**18 < INT64_MAX: no sign, no space
-_FAST_DECIMAL = r"\d{1,12}(?:\.\d{1,12})?"
-_FAST_DATE = r"\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])"
-_FAST_CLOCK = r"(?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d{1,6})?)?"
-_FAST_DATETIME = rf"{_FAST_DATE}(?:[T ]{_FAST_CLOCK}(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)?)?"
+_FAST_INT = r"[0-9]{1,18}"  # below 10**18 < INT64_MAX: no sign, no space
+_FAST_DECIMAL = r"[0-9]{1,12}(?:\.[0-9]{1,12})?"
+_FAST_DATE = r"[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+_FAST_CLOCK = r"(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,6})?)?"
+_FAST_DATETIME = rf"{_FAST_DATE}(?:[T ]{_FAST_CLOCK}(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])?)?"
 
 
 def _matches(text: pd.Series, pattern: str) -> np.ndarray:
