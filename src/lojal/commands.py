@@ -47,7 +47,8 @@ def _clear_outbox(paths: Paths) -> None:
     shutil.rmtree(paths.state / "outbox", ignore_errors=True)
 
 
-def import_data(project: Path | None, kind: str, file: Path, columns: str | None) -> dict[str, int]:
+def import_data(project: Path | None, kind: str, file: Path, columns: str | None,
+                progress: bool | None = None) -> dict[str, int]:
     from lojal.store.importer import import_file
     from lojal.store import connect
 
@@ -58,7 +59,37 @@ def import_data(project: Path | None, kind: str, file: Path, columns: str | None
 
         markets = load_config_parts(paths)[0].get("markets")  # None: no config/markets.yaml, any market id
         return import_market_file(connect(paths.database_url), kind, file, columns, markets)
-    return import_file(connect(paths.database_url), kind, file, columns)
+    if progress is None:
+        from lojal.cli import show_progress
+
+        progress = show_progress()
+    engine = connect(paths.database_url)
+    with _bar(progress) as bar:
+        return import_file(engine, kind, file, columns, progress=_import_progress(bar, file) if progress else None)
+
+
+def _import_progress(bar: Progress, file: Path):
+    """`import_file`'s progress callback drawing one bar per stage (validating, writing)."""
+    rows = _count_lines(file)
+    tasks: dict[str, object] = {}
+
+    def advance(stage: str, count: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(f"{stage} {file.name}", total=rows)
+        bar.advance(tasks[stage], count)
+
+    return advance
+
+
+def _count_lines(file: Path) -> int | None:
+    """Data rows of a CSV (lines less the header) for the bar's total; None for Parquet."""
+    if file.suffix.lower() != ".csv" or not file.exists():
+        return None
+    lines = 0
+    with file.open("rb") as handle:
+        while block := handle.read(1 << 24):
+            lines += block.count(b"\n")
+    return max(lines - 1, 0)
 
 
 class RichObserver:

@@ -139,3 +139,61 @@ def parse_datetime(value: Any) -> Parsed:
         stamp = stamp.astimezone(timezone.utc).replace(tzinfo=None)
     error = _in_years(stamp, text, DATETIME_HELP)
     return (None, error) if error else (stamp, None)
+
+
+# -- Vectorized fast paths --------------------------------------------------------------------------
+# Each takes a Series of text (distinct values of one column) and returns (ok, values): `ok` marks
+# the values read by a strict regular expression whose every match the per-value parser above reads
+# the same way; `values` holds them. The rest (and only the rest) go through the per-value parser,
+# which gives the exact message. So a fast path may be narrower than the format, never wider.
+
+_FAST_INT = r"[0-9]{1,18}"  # below 10**18 < INT64_MAX: no sign, no space
+_FAST_DECIMAL = r"[0-9]{1,12}(?:\.[0-9]{1,12})?"
+_FAST_DATE = r"[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+_FAST_CLOCK = r"(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,6})?)?"
+_FAST_DATETIME = rf"{_FAST_DATE}(?:[T ]{_FAST_CLOCK}(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])?)?"
+
+
+def _matches(text: pd.Series, pattern: str) -> np.ndarray:
+    return np.array(text.str.fullmatch(pattern).fillna(False), dtype=bool)
+
+
+def fast_ints(text: pd.Series, low: int, high: int) -> tuple[np.ndarray, np.ndarray]:
+    ok = _matches(text, _FAST_INT)
+    values = np.zeros(len(text), dtype=np.int64)
+    values[ok] = text[ok].astype("int64").to_numpy()  # at most 18 digits: exact
+    ok &= (values >= low) & (values <= high)
+    return ok, values
+
+
+def fast_decimals(text: pd.Series, low: float, high: float, low_inclusive: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    ok = _matches(text, _FAST_DECIMAL)
+    values = np.full(len(text), np.nan)
+    values[ok] = [float(v) for v in text[ok]]  # float() rounds correctly, as float(Decimal()) does
+    with np.errstate(invalid="ignore"):
+        ok &= ((values >= low) if low_inclusive else (values > low)) & (values <= high)
+    return ok, values
+
+
+def _years_ok(stamps: pd.Series) -> np.ndarray:
+    years = stamps.dt.year.to_numpy(dtype=float, na_value=np.nan)
+    return (years >= MIN_YEAR) & (years <= MAX_YEAR)
+
+
+def fast_dates(text: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    ok = _matches(text, _FAST_DATE)
+    stamps = pd.to_datetime(text.where(ok), format="%Y-%m-%d", errors="coerce")
+    ok &= stamps.notna().to_numpy() & _years_ok(stamps)
+    values = np.empty(len(text), dtype=object)
+    values[ok] = stamps[ok].dt.date.to_numpy()
+    return ok, values
+
+
+def fast_datetimes(text: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    ok = _matches(text, _FAST_DATETIME)
+    stamps = pd.to_datetime(text.where(ok), format="ISO8601", utc=True, errors="coerce")
+    stamps = stamps.dt.tz_convert(None).astype("datetime64[ns]")
+    ok &= stamps.notna().to_numpy() & _years_ok(stamps)
+    values = stamps.to_numpy(copy=True)
+    values[~ok] = np.datetime64("NaT")
+    return ok, values
