@@ -5,6 +5,7 @@
     ├── DataImportError             a CSV/Parquet import was rejected (carries Problems, nothing written)
     ├── StoreError                  the database is missing, unreachable or not initialised
     ├── RenderError                 a template failed for one recipient (undefined variable, ...)
+    ├── AddressError                not a deliverable e-mail address (lojal.addresses), or one Lojal cannot send to
     ├── HeaderInjectionError        CR/LF or other control characters in a header value
     ├── RunLockedError              another nightly run is using the store; this one stops at once
     ├── DeliveryError               a delivery backend failed; `retryable` says whether to try again
@@ -14,6 +15,8 @@
         ├── WebhookSignatureError   missing, forged, tampered or stale signature (`status` 401/403)
         ├── WebhookConfigError      no or invalid verification key configured
         └── WebhookPayloadError     the (verified) body is not a SendGrid event batch (400)
+    UnsubscribeTokenError (LojalError, ValueError)  a forged, altered, foreign or malformed unsubscribe token
+    TrackingConfigError   (LojalError)              no signing secret (LOJAL_SECRET / Prefect Secret block)
 
 A `Problem` is one finding about one place in a file, printed as `path:line:col: message`
 (the form editors and CI annotate).
@@ -73,6 +76,10 @@ class RenderError(LojalError):
     """Rendering one message failed."""
 
 
+class AddressError(LojalError, ValueError):
+    """Text that is not a deliverable e-mail address (lojal.addresses); the message says why."""
+
+
 class HeaderInjectionError(LojalError, ValueError):
     """A header value contained CR, LF or another control character."""
 
@@ -128,3 +135,11 @@ class WebhookConfigError(WebhookError):
 
 class WebhookPayloadError(WebhookError):
     """A verified body that is not a JSON array of SendGrid events."""
+
+
+class UnsubscribeTokenError(LojalError, ValueError):
+    """An unsubscribe token that is malformed, altered, forged or signed with another shop's secret."""
+
+
+class TrackingConfigError(LojalError):
+    """The signing secret for unsubscribe tokens is missing or too short."""
