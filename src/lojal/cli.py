@@ -58,14 +58,20 @@ def sample_data(
 
 @app.command("import")
 def import_file(
-    kind: Annotated[str, typer.Argument(help="customers, products or orders")],
+    kind: Annotated[str, typer.Argument(help="customers, products, orders or suppressions")],
     file: Annotated[Path, typer.Argument(help="CSV or Parquet file")],
     columns: Annotated[Optional[str], typer.Option(help="column mapping ours=theirs,... e.g. customer_id=CustomerID")] = None,
     project: ProjectOpt = None,
 ) -> None:
-    """Import customers, products or orders (one row per order line); all rows or none."""
+    """Import customers, products, orders (one row per order line) or suppressions; all rows or none."""
     from lojal.commands import import_data
 
+    if kind == "suppressions":
+        from lojal.tracking.cli import import_suppressions
+
+        counts = import_suppressions(project, file)
+        console.print(", ".join(f"{v:,} {k}" for k, v in counts.items()))
+        return
     counts = import_data(project, kind, file, columns)
     console.print(", ".join(f"{v:,} {k}" for k, v in counts.items()))
 
@@ -199,6 +205,9 @@ def _register_subcommands() -> None:
     from lojal.delivery.cli import app as delivery_app
 
     app.add_typer(delivery_app, name="delivery", help="The send ledger: messages whose outcome is not known.")
+    from lojal.tracking.cli import app as suppressions_app
+
+    app.add_typer(suppressions_app, name="suppressions", help="The suppression list: list, remove, sync, apply.")
 
 
 _register_subcommands()

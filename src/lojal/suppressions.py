@@ -24,8 +24,9 @@ from pathlib import Path
 
 from sqlalchemy import Engine, delete, func, select, update
 
+from lojal.addresses import parse as parse_address
 from lojal.addresses import suppression_key
-from lojal.errors import DataImportError, Problem
+from lojal.errors import AddressError, DataImportError, Problem
 from lojal.store import schema
 from lojal.store.parse import parse_datetime
 from lojal.store.suppressions import suppress
@@ -59,7 +60,7 @@ def event_reason(event: str, raw_event: str | None, bounce_type: str | None) -> 
     return {"complained": SPAM_REPORT, "unsubscribed": UNSUBSCRIBE, "group_unsubscribed": GROUP_UNSUBSCRIBE}.get(event)
 
 
-def _add(engine: Engine, email: str, reason: str, source: str, at: datetime | None,
+def add(engine: Engine, email: str, reason: str, source: str, at: datetime | None,
          group: int | None = None, event_id: str | None = None) -> bool:
     """Suppress through the one normalization; True when this call added the row."""
     key = suppression_key(email)
@@ -134,7 +135,7 @@ def _apply_one(engine: Engine, row, applied: Applied) -> None:
         return
     reason = event_reason(row.event, row.raw_event, row.bounce_type)
     if reason is not None:
-        applied.suppressed += _add(engine, row.email, reason, "sendgrid-event", at,
+        applied.suppressed += add(engine, row.email, reason, "sendgrid-event", at,
                                    row.asm_group_id if reason == GROUP_UNSUBSCRIBE else None, row.sg_event_id)
 
 
@@ -142,7 +143,7 @@ def _apply_one(engine: Engine, row, applied: Applied) -> None:
 
 def unsubscribe_by_link(engine: Engine, email: str, message_id: str) -> bool:
     """The recipient of `message_id` clicked unsubscribe (verified token): suppress that mailbox."""
-    return _add(engine, email, UNSUBSCRIBE, LINK_SOURCE, _now(), event_id=f"link:{message_id}"[:100])
+    return add(engine, email, UNSUBSCRIBE, LINK_SOURCE, _now(), event_id=f"link:{message_id}"[:100])
 
 
 def undo_link_unsubscribe(engine: Engine, email: str, message_id: str) -> bool:
@@ -248,9 +249,10 @@ def _read_row(name: str, line: int, header: list[str], record: dict, problems: l
         return None
     bad = len(problems)
     email = (record.get("email") or "").strip()
-    if not email or "@" not in email:
-        problems.append(Problem(name, line, header.index("email") + 1,
-                                f"email {email!r} is not an e-mail address"))
+    try:
+        parse_address(email)
+    except AddressError as exc:
+        problems.append(Problem(name, line, header.index("email") + 1, f"email {email!r} is not an e-mail address: {exc}"))
     reason = (record.get("reason") or "").strip().lower() or MANUAL
     if reason not in REASONS:
         problems.append(Problem(name, line, header.index("reason") + 1,
