@@ -206,6 +206,9 @@ def _register_subcommands() -> None:
 
     app.add_typer(delivery_app, name="delivery", help="The send ledger: messages whose outcome is not known.")
     from lojal.tracking.cli import app as suppressions_app
+    from lojal.tracking.cli import report_command
+
+    app.command("report")(report_command)
 
     app.add_typer(suppressions_app, name="suppressions", help="The suppression list: list, remove, sync, apply.")
 

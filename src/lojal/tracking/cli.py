@@ -95,3 +95,27 @@ def sync_command(project: ProjectOpt = None) -> None:
     with client_for(api_base_url(settings), resolve_api_key(settings), settings.timeout_seconds) as client:
         result = sync(_engine(project), client, lambda name, n: console.print(f"{name}: {n:,} read"))
     console.print(f"{sum(result.read.values()):,} entries read, {result.added:,} newly suppressed")
+
+
+def report_command(
+    date_from: Annotated[str, typer.Option("--from", help="first night YYYY-MM-DD")],
+    date_to: Annotated[str, typer.Option("--to", help="last night YYYY-MM-DD")],
+    out: Annotated[Path, typer.Option("--out", help="the HTML file to write")] = Path("report.html"),
+    cuped: Annotated[bool, typer.Option("--cuped/--no-cuped", help="adjust lift with pre-period spend")] = True,
+    project: ProjectOpt = None,
+) -> None:
+    """A self-contained HTML report: daily funnel, attributed revenue, lift with its interval, A/B arms."""
+    from lojal.cli import parse_date
+    from lojal.config import load_config
+    from lojal.paths import Paths
+    from lojal.tracking.report import gather, render_html
+
+    start, end = parse_date(date_from, "--from"), parse_date(date_to, "--to")
+    if end < start:
+        raise typer.BadParameter("--to is before --from")
+    config = load_config(Paths.resolve(project))
+    t = config.tracking
+    report = gather(_engine(project), start, end, config.brand.currency, t.attribution_window_days, t.attribute_opens,
+                    cuped, t.ab_confidence, t.ab_min_sample)
+    out.write_text(render_html(report), encoding="utf-8")
+    console.print(f"{out}: {len(report.campaigns)} campaigns, {start} to {end}")
