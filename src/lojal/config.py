@@ -240,13 +240,6 @@ class ProjectConfig(_Strict):
     tracking: Tracking
     loyalty: Loyalty
 
-    @model_validator(mode="after")
-    def _unsubscribe_target(self) -> "ProjectConfig":
-        if self.brand.unsubscribe_url is None and self.tracking.public_url is None:
-            raise ValueError("brand.unsubscribe_url is unset and tracking.public_url is unset: set tracking.public_url "
-                             "(where `lojal webhook serve` is reachable) or the shop's own brand.unsubscribe_url")
-        return self
-
     @property
     def unsubscribe_url_template(self) -> str:
         """The unsubscribe URL with {token}: the shop's own page, else Lojal's endpoint."""
@@ -275,6 +268,11 @@ def check_config(paths: Paths) -> tuple[ProjectConfig | None, list[Problem]]:
     parts, problems = load_config_parts(paths)
     if problems:
         return None, problems
+    if parts["brand"].unsubscribe_url is None and parts["tracking"].public_url is None:
+        shown = paths.relative(paths.config_dir / "brand.yaml")
+        return None, [Problem(shown, None, None, "no unsubscribe page: set tracking.public_url in config/tracking.yaml "
+                              "(where `lojal webhook serve` is reachable; links go to its /unsubscribe/{token}) or "
+                              "the shop's own unsubscribe_url here (docs/tracking.md)")]
     return ProjectConfig(**parts), []
 
 

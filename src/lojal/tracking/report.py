@@ -196,7 +196,9 @@ def funnel_chart(campaign: CampaignReport) -> str:
                          f"<title>{day} {key}: {row.counts[key]}</title></rect>")
         parts.append(f'<text x="{x0}" y="{height + 16}" font-size="10">{day.strftime("%d.%m")}</text>')
     parts.append("</svg>")
-    return "".join(parts)
+    legend = "".join(f'<span style="margin-right:.8rem"><span style="display:inline-block;width:.7rem;height:.7rem;'
+                     f'background:{COLOURS[k]}"></span> {k}</span>' for k in FUNNEL)
+    return "".join(parts) + f'<div class="legend" style="font-size:.8rem">{legend}</div>'
 
 
 def revenue_chart(campaign: CampaignReport, currency: str) -> str:
