@@ -306,3 +306,38 @@ def _arms_table(arms, cur: str) -> str:
                     f"<td>{_e(money_text(a.revenue_per_recipient, cur))}</td></tr>")
     rows.append(f'</table><p class="verdict">{_e(arms.why)}</p>')
     return "".join(rows)
+
+
+# --- after each night: Prefect artifacts and the page, built from the store ------------------------
+
+def nights_markdown(report: Report) -> str:
+    """Markdown for a Prefect artifact: per campaign over the report's nights, the funnel, attributed
+    conversions and revenue, and the lift with its interval."""
+    cur = report.currency
+    lines = [f"# E-mail results {report.date_from} – {report.date_to}", "",
+             "| campaign | sent | delivered | opened | clicked | bounced | unsubscribed | complained | converted "
+             "| revenue | revenue lift / recipient (95%) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for c in report.campaigns:
+        lift = _interval_text(c.lift.revenue_per_recipient, cur)
+        lines.append(f"| {c.campaign_id} | " + " | ".join(str(c.total(k)) for k in FUNNEL)
+                     + f" | {c.conversions} | {money_text(c.revenue, cur)} | {lift} |")
+    if not report.campaigns:
+        lines.append("| (no sends in these nights) | | | | | | | | | | |")
+    return "\n".join(lines)
+
+
+def write_night_report(engine: Engine, state_dir, run_date: date, config, nights: int = 7):
+    """`<state>/runs/<night>/tracking.html` for the last `nights` nights up to `run_date`, and its
+    markdown. Built from the store (ledger, events, orders), never from one run's counters, so a
+    re-run of a night that sends nothing new shows the same numbers instead of an empty page."""
+    from pathlib import Path
+
+    t = config.tracking
+    report = gather(engine, run_date - timedelta(days=nights - 1), run_date, config.brand.currency,
+                    t.attribution_window_days, t.attribute_opens, True, t.ab_confidence, t.ab_min_sample)
+    folder = Path(state_dir) / "runs" / run_date.isoformat()
+    folder.mkdir(parents=True, exist_ok=True)
+    page = folder / "tracking.html"
+    page.write_text(render_html(report), encoding="utf-8")
+    return page, nights_markdown(report) + f"\n\nThe report with charts: `{page}`."
