@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from lojal.addresses import parse as parse_address
 from lojal.addresses import suppression_key
@@ -61,18 +62,22 @@ def event_reason(event: str, raw_event: str | None, bounce_type: str | None) -> 
 
 
 def add(engine: Engine, email: str, reason: str, source: str, at: datetime | None,
-         group: int | None = None, event_id: str | None = None) -> bool:
+        group: int | None = None, event_id: str | None = None) -> bool:
     """Suppress through the one normalization; True when this call added the row."""
     key = suppression_key(email)
     with engine.connect() as conn:
         present = conn.execute(select(schema.suppressions.c.email).where(schema.suppressions.c.email == key)).first()
     if present is not None:
         return False
-    suppress(engine, email, reason, source, at)
+    try:
+        suppress(engine, email, reason, source, at)
+    except IntegrityError:  # a concurrent writer (another webhook batch, the link) suppressed it first
+        return False
     if group is not None or event_id is not None:
         with engine.begin() as conn:
-            conn.execute(update(schema.suppressions).where(schema.suppressions.c.email == key)
-                         .values(asm_group_id=group, event_id=event_id))
+            table = schema.suppressions  # only the row this call wrote, never a concurrent writer's
+            conn.execute(update(table).where(table.c.email == key, table.c.reason == reason, table.c.source == source,
+                                             table.c.event_id.is_(None)).values(asm_group_id=group, event_id=event_id))
     return True
 
 
