@@ -101,15 +101,21 @@ def sample_data(
 
 @app.command("import")
 def import_file(
-    kind: Annotated[str, typer.Argument(help="customers, products, orders, prices (per market) or translations")],
+    kind: Annotated[str, typer.Argument(help="customers, products, orders, prices (per market), translations or suppressions")],
     file: Annotated[Path, typer.Argument(help="CSV or Parquet file")],
     columns: Annotated[Optional[str], typer.Option(help="column mapping ours=theirs,... e.g. customer_id=CustomerID")] = None,
     project: ProjectOpt = None,
 ) -> None:
-    """Import customers, products, orders (one row per order line), prices per market or product
-    translations per locale; all rows or none."""
+    """Import customers, products, orders (one row per order line), prices per market, product
+    translations per locale or suppressions; all rows or none."""
     from lojal.commands import import_data
 
+    if kind == "suppressions":
+        from lojal.tracking.cli import import_suppressions
+
+        counts = import_suppressions(project, file)
+        console.print(", ".join(f"{v:,} {k}" for k, v in counts.items()))
+        return
     counts = import_data(project, kind, file, columns)
     console.print(", ".join(f"{v:,} {k}" for k, v in counts.items()))
 
@@ -325,6 +331,11 @@ def _register_commands() -> None:
     from lojal.sendgrid.cli import register as register_sendgrid  # imports only typer: --help stays fast
 
     register_sendgrid(app)  # `lojal sendgrid-local`, `lojal webhook serve`
+    from lojal.tracking.cli import app as suppressions_app  # imports only typer and rich at the top
+    from lojal.tracking.cli import report_command
+
+    app.command("report")(report_command)
+    app.add_typer(suppressions_app, name="suppressions", help="The suppression list: list, remove, sync, apply.")
 
 
 _register_commands()

@@ -223,7 +223,9 @@ class Brand(_Strict):
     primary_color: str = Field(pattern=r"^#[0-9a-fA-F]{6}$")
     postal_address: str = Field(min_length=10, description="printed in every marketing e-mail's footer")
     support_email: EmailStr
-    unsubscribe_url: str = Field(description="URL with {token}; the token identifies the message")
+    unsubscribe_url: str | None = Field(default=None, description=(
+        "the shop's own unsubscribe page, an https:// URL with {token} (a signed token: verify it with "
+        "lojal.tracking.tokens.verify_unsubscribe_token); unset: Lojal's /unsubscribe/{token} at tracking.public_url"))
     preferences_url: str | None = None
     default_locale: Locale = "en"
     currency: str = Field(default="NOK", pattern=r"^[A-Z]{3}$")
@@ -253,7 +255,9 @@ class Brand(_Strict):
 
     @field_validator("unsubscribe_url")
     @classmethod
-    def _has_token(cls, v: str) -> str:
+    def _has_token(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
         if "{token}" not in v or not v.startswith("https://"):
             raise ValueError("must be an https:// URL containing {token}, e.g. https://shop.example/unsubscribe/{token}")
         return v
@@ -321,6 +325,17 @@ class Tracking(_Strict):
     open_tracking: bool = True
     click_tracking: bool = True
     category_prefix: str = "lojal"
+    public_url: HttpUrl | None = Field(default=None, description=(
+        "where `lojal webhook serve` is reachable from the internet, e.g. https://mail.shop.example; "
+        "unsubscribe links default to <public_url>/unsubscribe/{token}"))
+    secret_block: str | None = Field(default=None, description=(
+        "Prefect Secret block with the token signing secret (LOJAL_SECRET in the environment wins)"))
+    attribution_window_days: float = Field(default=5, gt=0, le=90, description=(
+        "an order within this many days after a recipient's last click is attributed to that e-mail"))
+    attribute_opens: bool = Field(default=False, description=(
+        "also attribute orders after an open (machine opens, e.g. Apple Mail Privacy Protection, never count)"))
+    ab_confidence: float = Field(default=0.95, gt=0.5, lt=1, description="an A/B winner is named only past this confidence")
+    ab_min_sample: int = Field(default=1000, ge=10, description="recipients per arm before a winner may be named")
 
 
 class Tier(_Strict):
@@ -390,6 +405,13 @@ class ProjectConfig(_Strict):
         return self.markets or Markets.single(self.brand.currency)
     schedule: Schedule = Schedule()
 
+    @property
+    def unsubscribe_url_template(self) -> str:
+        """The unsubscribe URL with {token}: the shop's own page, else Lojal's endpoint."""
+        if self.brand.unsubscribe_url:
+            return self.brand.unsubscribe_url
+        return str(self.tracking.public_url).rstrip("/") + "/unsubscribe/{token}"
+
     def campaign(self, campaign_id: str) -> Campaign:
         for c in self.campaigns.campaigns:
             if c.id == campaign_id:
@@ -418,6 +440,11 @@ def check_config(paths: Paths) -> tuple[ProjectConfig | None, list[Problem]]:
     parts, problems = load_config_parts(paths)
     if problems:
         return None, problems
+    if parts["brand"].unsubscribe_url is None and parts["tracking"].public_url is None:
+        shown = paths.relative(paths.config_dir / "brand.yaml")
+        return None, [Problem(shown, None, None, "no unsubscribe page: set tracking.public_url in config/tracking.yaml "
+                              "(where `lojal webhook serve` is reachable; links go to its /unsubscribe/{token}) or "
+                              "the shop's own unsubscribe_url here (docs/tracking.md)")]
     return ProjectConfig(**parts), []
 
 

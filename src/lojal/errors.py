@@ -15,6 +15,8 @@
         ├── WebhookSignatureError   missing, forged, tampered or stale signature (`status` 401/403)
         ├── WebhookConfigError      no or invalid verification key configured
         └── WebhookPayloadError     the (verified) body is not a SendGrid event batch (400)
+    UnsubscribeTokenError (LojalError, ValueError)  a forged, altered, foreign or malformed unsubscribe token
+    TrackingConfigError   (LojalError)              no signing secret (LOJAL_SECRET / Prefect Secret block)
 
 A `Problem` is one finding about one place in a file, printed as `path:line:col: message`
 (the form editors and CI annotate).
@@ -133,3 +135,11 @@ class WebhookConfigError(WebhookError):
 
 class WebhookPayloadError(WebhookError):
     """A verified body that is not a JSON array of SendGrid events."""
+
+
+class UnsubscribeTokenError(LojalError, ValueError):
+    """An unsubscribe token that is malformed, altered, forged or signed with another shop's secret."""
+
+
+class TrackingConfigError(LojalError):
+    """The signing secret for unsubscribe tokens is missing or too short."""

@@ -31,13 +31,16 @@ log = logging.getLogger("lojal.webhook")
 
 class WebhookApp:
     def __init__(self, engine: Engine, verifier: Verifier | None, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-                 store: Callable = store_events, report: Callable[[str], None] | None = None):
+                 store: Callable = store_events, report: Callable[[str], None] | None = None,
+                 unsubscribe=None, apply_suppressions: bool = True):
         self.engine = engine
         self.verifier = verifier
         self.max_body_bytes = max_body_bytes
         self.store = store
         self.report = report  # one line per stored batch (the CLI prints it)
         self.counts = {"stored": 0, "posts": 0, "refused": 0, "failed": 0}
+        self.unsubscribe = unsubscribe  # lojal.tracking.unsubscribe.UnsubscribeEndpoint: /unsubscribe/{token}
+        self.apply_suppressions = apply_suppressions  # bounces/complaints/unsubscribes -> suppressions at once
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "lifespan":
@@ -47,6 +50,9 @@ class WebhookApp:
             return
         if scope["path"] == "/healthz" and scope["method"] == "GET":
             await _answer(send, 200, {"ok": True, **self.counts})
+            return
+        if self.unsubscribe is not None and scope["path"].startswith("/unsubscribe/"):
+            await self.unsubscribe.handle(scope, receive, send)
             return
         if scope["path"] != EVENTS_PATH:
             await _answer(send, 404, {"error": f"no route {scope['path']}; SendGrid posts to {EVENTS_PATH}"})
@@ -77,6 +83,8 @@ class WebhookApp:
                       type(exc).__name__)
             return 503, {"error": "events could not be stored; retry later"}
         self.counts["stored"] += stored
+        if self.apply_suppressions and stored:
+            await anyio.to_thread.run_sync(_apply_suppressions, self.engine)
         if self.report:
             self.report(batch_summary(events, stored))
         return 200, {"received": len(events), "stored": stored}
@@ -97,6 +105,17 @@ class WebhookApp:
             chunks.append(chunk)
             if not message.get("more_body"):
                 return b"".join(chunks)
+
+
+def _apply_suppressions(engine: Engine) -> None:
+    """The same night: new bounces, complaints and unsubscribes become suppressions (lojal.suppressions).
+    A failure here loses nothing: the events are stored and the next pass (or the nightly flow) applies them."""
+    from lojal.suppressions import apply_events
+
+    try:
+        apply_events(engine)
+    except Exception as exc:
+        log.error("could not apply events to the suppression list yet (%s); the next pass will", type(exc).__name__)
 
 
 async def _lifespan(receive, send) -> None:
@@ -152,4 +171,21 @@ def app_for_project(project: Path | None, verify: bool = True,
                                 settings.webhook_max_age_seconds)
     engine = connect(paths.database_url)
     init_schema(engine)
-    return WebhookApp(engine, verifier, max_body_bytes=settings.webhook_max_body_bytes, report=report)
+    return WebhookApp(engine, verifier, max_body_bytes=settings.webhook_max_body_bytes, report=report,
+                      unsubscribe=_unsubscribe_endpoint(paths, engine, report))
+
+
+def _unsubscribe_endpoint(paths, engine: Engine, report):
+    """`/unsubscribe/{token}` when a signing secret is configured (LOJAL_SECRET or tracking.secret_block)."""
+    from lojal.config import load_config
+    from lojal.errors import TrackingConfigError
+    from lojal.tracking.tokens import load_secrets
+    from lojal.tracking.unsubscribe import UnsubscribeEndpoint
+
+    config = load_config(paths)
+    try:
+        secrets = load_secrets(config.tracking.secret_block)
+    except TrackingConfigError as exc:
+        log.warning("no /unsubscribe endpoint: %s", exc)
+        return None
+    return UnsubscribeEndpoint(engine, secrets, config.brand.name, report)

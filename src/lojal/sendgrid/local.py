@@ -24,6 +24,7 @@ import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from urllib.parse import parse_qs
 
 import httpx
 
@@ -31,6 +32,7 @@ from lojal.sendgrid.rules import MAX_BODY_BYTES, error_body, validate_mail_send
 from lojal.sendgrid.webhook import new_private_key, public_key_text, signed_headers
 
 MAIL_SEND_PATH = "/v3/mail/send"
+SUPPRESSION_KINDS = ("bounces", "blocks", "spam_reports", "invalid_emails", "unsubscribes")
 _REASONS = {200: "OK", 202: "Accepted", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
             405: "Method Not Allowed", 411: "Length Required", 413: "Payload Too Large",
             429: "Too Many Requests", 500: "Internal Server Error"}
@@ -84,6 +86,10 @@ class LocalSendGrid:
         self._server: asyncio.base_events.Server | None = None
         self._poster: asyncio.Task | None = None
         self._wake: asyncio.Event | None = None
+        # Suppression lists served at /v3/suppression/<kind> and /v3/asm/groups/<id>/suppressions;
+        # bounce, spamreport, unsubscribe and group_unsubscribe events this server emits are added to them.
+        self.suppression_lists: dict[str, list[dict]] = {kind: [] for kind in SUPPRESSION_KINDS}
+        self.group_suppressions: dict[int, list[str]] = {}
 
     # ---- lifecycle ---------------------------------------------------------------------------
     @property
@@ -200,7 +206,8 @@ class LocalSendGrid:
             if not writer.is_closing():
                 writer.close()
 
-    async def _route(self, method, path, headers, reader, length):
+    async def _route(self, method, target, headers, reader, length):
+        path, _, query = target.partition("?")
         if path == MAIL_SEND_PATH and method == "POST":
             return await self._mail_send(headers, reader, length)
         await _discard(reader, length)
@@ -211,6 +218,8 @@ class LocalSendGrid:
                          for a in list(self.accepted)], {}
         if method == "GET" and path == "/_local/public-key":
             return 200, {"public_key": self.public_key}, {}
+        if method == "GET" and (path.startswith("/v3/suppression/") or path.startswith("/v3/asm/")):
+            return self._suppressions(path, parse_qs(query), headers)
         return 404, error_body((f"no route {method} {path}", None)), {}
 
     async def _mail_send(self, headers, reader, length):
@@ -306,11 +315,61 @@ class LocalSendGrid:
         self.counts["accepted"] += 1
         return provider_id
 
+    # ---- suppression lists (GET only, as `lojal suppressions sync` reads them) ---------------
+    def add_suppression(self, kind: str, email: str, created: int | None = None, group_id: int | None = None,
+                        **extra) -> None:
+        """Put an address on one of the lists (kind: a SUPPRESSION_KINDS entry, or `group` with group_id)."""
+        if kind == "group":
+            self.group_suppressions.setdefault(int(group_id), []).append(email)
+            return
+        self.suppression_lists[kind].append({"created": int(created or time.time()), "email": email, **extra})
+
+    def _suppressions(self, path: str, query: dict, headers: dict):
+        if not self._authorized(headers.get("authorization", "")):
+            return 401, error_body(("authorization required", None)), {}
+        parts = path.strip("/").split("/")
+        if parts[:2] == ["v3", "suppression"] and len(parts) == 3 and parts[2] in SUPPRESSION_KINDS:
+            return self._page(self.suppression_lists[parts[2]], query)
+        if parts == ["v3", "asm", "groups"]:
+            return 200, [{"id": gid, "name": f"group {gid}", "description": "", "is_default": False,
+                          "unsubscribes": len(emails)} for gid, emails in sorted(self.group_suppressions.items())], {}
+        if len(parts) == 5 and parts[:3] == ["v3", "asm", "groups"] and parts[4] == "suppressions" and parts[3].isdigit():
+            return 200, list(self.group_suppressions.get(int(parts[3]), [])), {}
+        return 404, error_body((f"no route GET {path}", None)), {}
+
+    def _page(self, rows: list[dict], query: dict):
+        try:
+            limit = int(query.get("limit", ["500"])[0])
+            offset = int(query.get("offset", ["0"])[0])
+            start = int(query["start_time"][0]) if "start_time" in query else None
+        except ValueError:
+            return 400, error_body(("limit, offset and start_time must be integers", None)), {}
+        if not 1 <= limit <= 500 or offset < 0:
+            return 400, error_body(("limit must be 1..500 and offset >= 0", "limit")), {}
+        chosen = [r for r in rows if start is None or r["created"] >= start]
+        return 200, chosen[offset:offset + limit], {}
+
+    def _remember_suppressions(self, events: list[dict]) -> None:
+        for event in events:
+            kind, email, created = event.get("event"), event.get("email"), event.get("timestamp")
+            if kind == "bounce" and event.get("type") == "bounce":
+                self.add_suppression("bounces", email, created, reason=event.get("reason", ""),
+                                     status=event.get("status", "5.0.0"))
+            elif kind == "bounce":
+                self.add_suppression("blocks", email, created, reason=event.get("reason", ""))
+            elif kind == "spamreport":
+                self.add_suppression("spam_reports", email, created)
+            elif kind == "unsubscribe":
+                self.add_suppression("unsubscribes", email, created)
+            elif kind == "group_unsubscribe" and event.get("asm_group_id") is not None:
+                self.add_suppression("group", email, group_id=event["asm_group_id"])
+
     # ---- the Event Webhook -------------------------------------------------------------------
     def _queue_events(self, provider_id: str, email: str, args: dict, categories: list[str]) -> None:
         events = message_events(self._random, self.options.event_rates, provider_id, email, args, categories,
                                 time.time())
         self._events.extend(events)
+        self._remember_suppressions(events)
         self.counts["events_generated"] += len(events)
         if self._wake and len(self._events) >= self.options.webhook_batch_size:
             self._wake.set()
@@ -407,7 +466,7 @@ def _parse_head(head: bytes):
         if ":" in line:
             name, _, value = line.partition(":")
             headers[name.strip().lower()] = value.strip()
-    return method, path.split("?", 1)[0], version, headers
+    return method, path, version, headers
 
 
 async def _discard(reader: asyncio.StreamReader, length: int) -> None:

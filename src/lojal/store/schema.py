@@ -80,6 +80,8 @@ suppressions = Table(
     Column("reason", String(32), nullable=False),  # unsubscribe, bounce, spam_report, manual
     Column("source", String(64), nullable=True),
     Column("created_at", DateTime, nullable=False),
+    Column("asm_group_id", Integer, nullable=True),  # the SendGrid unsubscribe group (reason group_unsubscribe)
+    Column("event_id", String(100), nullable=True),  # the delivery_events.sg_event_id it came from, if any
 )
 
 # One row per (campaign, customer, occasion): what makes a repeated or resumed run send nothing twice.
@@ -159,4 +161,13 @@ delivery_events = Table(
     Column("url", Text, nullable=True),
     Column("asm_group_id", Integer, nullable=True),
     Column("payload", Text, nullable=False),  # the event's raw JSON
+)
+
+# How far a consumer of an append-only table has read (e.g. `suppressions-from-events` up to
+# delivery_events.id): re-runs start where the last one stopped, so an operator's removal stays removed.
+tracking_cursors = Table(
+    "tracking_cursors", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("position", BigInteger, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
 )

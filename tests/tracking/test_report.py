@@ -1,0 +1,121 @@
+"""`lojal report`: numbers from a store with sends, held-out customers, events and orders, and the
+page as headless Chromium shows it."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from typer.testing import CliRunner
+
+from headless import chromium, needs_chromium
+from lojal.cli import app
+from lojal.paths import Paths
+from lojal.store import connect, schema
+from lojal.store.db import init_schema
+from lojal.tracking.report import gather, render_html
+
+NIGHT = date(2026, 11, 20)
+T = datetime(2026, 11, 20, 8, 0)
+
+
+def fill(engine) -> None:
+    """40 customers: 1-30 mailed (win_back), 31-40 held out. Mailed 1-6 and held-out 31 buy."""
+    with engine.begin() as conn:
+        conn.execute(schema.customers.insert(), [
+            {"customer_id": i, "email": f"c{i}@example.no", "first_name": "", "locale": "nb", "country": "NO",
+             "time_zone": "Europe/Oslo", "created_at": datetime(2024, 1, 1), "consent_email": True} for i in range(1, 41)])
+        conn.execute(schema.products.insert(), [{"sku": "P1", "title": "Pute", "category": "tekstil",
+                                                 "price": 199.9, "currency": "NOK"}])
+        conn.execute(schema.send_ledger.insert(), [
+            {"campaign_id": "win_back", "customer_id": i, "occasion_key": "2026-11", "run_date": NIGHT,
+             "message_id": f"m{i}", "state": "sent" if i <= 30 else "held_out", "planned_at": T, "attempts": 1,
+             "accepted_at": T if i <= 30 else None} for i in range(1, 41)])
+        events = []
+        for i in range(1, 31):
+            events.append(("delivered", i, T + timedelta(minutes=1), False))
+        for i in range(1, 11):
+            events.append(("opened", i, T + timedelta(hours=1), i > 7))  # 8-10: machine opens
+            events.append(("opened", i, T + timedelta(hours=2), i > 7))  # a second open counts once
+        for i in range(1, 6):
+            events.append(("clicked", i, T + timedelta(hours=3), False))
+        events += [("bounced", 29, T, False), ("complained", 30, T, False), ("unsubscribed", 28, T, False)]
+        conn.execute(schema.delivery_events.insert(), [
+            {"sg_event_id": f"e{n}", "event": kind, "message_id": f"m{i}", "email": f"c{i}@example.no",
+             "occurred_at": at, "received_at": at, "machine_open": machine, "payload": "{}"}
+            for n, (kind, i, at, machine) in enumerate(events)])
+        buyers = [(1, 1), (2, 2), (3, 1), (4, 1), (5, 3), (6, 1), (31, 1)]  # 6 opened only, never clicked
+        conn.execute(schema.orders.insert(), [
+            {"order_id": 100 + c, "customer_id": c, "placed_at": T + timedelta(days=1), "currency": "NOK"}
+            for c, _ in buyers])
+        conn.execute(schema.order_lines.insert(), [
+            {"order_id": 100 + c, "line_no": 1, "sku": "P1", "quantity": q, "unit_price": 199.9} for c, q in buyers])
+
+
+@pytest.fixture
+def store(tmp_path):
+    engine = connect(f"sqlite:///{tmp_path / 'store.db'}")
+    init_schema(engine)
+    fill(engine)
+    yield engine
+    engine.dispose()
+
+
+def test_the_numbers_of_one_night(store):
+    report = gather(store, NIGHT, NIGHT, "NOK", window_days=5, min_sample=10)
+    (campaign,) = report.campaigns
+    counts = campaign.days[NIGHT].counts
+    assert counts == {"sent": 30, "delivered": 30, "opened": 7, "clicked": 5, "bounced": 1, "unsubscribed": 1,
+                      "complained": 1}
+    assert campaign.conversions == 5  # clickers 1-5; customer 6 only opened
+    assert campaign.revenue == Decimal("199.90") * 8  # quantities 1+2+1+1+3
+    lift = campaign.lift
+    assert (lift.mailed.recipients, lift.held_out.recipients) == (30, 10)
+    assert (lift.mailed.conversions, lift.held_out.conversions) == (6, 1)
+    assert lift.mailed.revenue == Decimal("199.90") * 9
+    assert lift.revenue_per_recipient.estimate == (Decimal("199.90") * 9 / 30 - Decimal("19.99"))
+    with_opens = gather(store, NIGHT, NIGHT, "NOK", use_opens=True).campaigns[0]
+    assert with_opens.conversions == 6
+
+
+@needs_chromium
+def test_the_report_page_in_headless_chromium(project, tmp_path):
+    engine = connect(Paths.resolve(project).database_url)
+    init_schema(engine)
+    fill(engine)
+    out = tmp_path / "report.html"
+    result = CliRunner().invoke(app, ["report", "--from", "2026-11-20", "--to", "2026-11-20", "--out", str(out),
+                                      "--project", str(project)])
+    assert result.exit_code == 0, result.output
+    page = out.read_text()
+    assert not any(s in page for s in ("<script", "src=", "<link", "@import", "url("))  # self-contained
+    dom = chromium(tmp_path, "--dump-dom", out.as_uri()).stdout
+    assert 'data-campaign="win_back"' in dom
+    assert 'data-step="sent" data-value="30"' in dom and 'data-step="opened" data-value="7"' in dom
+    assert 'class="lift"' in dom and "1\u202f599.20 NOK" in dom  # 8 x 199.90 attributed
+    shot = tmp_path / "shot.png"
+    chromium(tmp_path, f"--screenshot={shot}", "--window-size=1000,900", out.as_uri())
+    assert shot.stat().st_size > 5000
+
+
+def test_customer_text_is_escaped_in_the_page(store):
+    with store.begin() as conn:
+        conn.execute(schema.send_ledger.insert().values(
+            campaign_id="<b>x</b>", customer_id=1, occasion_key="o", run_date=NIGHT, message_id="mx", state="sent",
+            planned_at=T, attempts=1))
+    page = render_html(gather(store, NIGHT, NIGHT))
+    assert "<b>x</b>" not in page and "&lt;b&gt;x&lt;/b&gt;" in page
+
+
+def test_the_night_report_comes_from_the_store_so_a_rerun_does_not_empty_it(project, store, tmp_path):
+    from lojal.config import load_config
+    from lojal.tracking.report import write_night_report
+
+    config = load_config(Paths.resolve(project))
+    page, markdown = write_night_report(store, tmp_path / "state", NIGHT, config)
+    again, markdown_again = write_night_report(store, tmp_path / "state", NIGHT, config)  # the re-run
+    assert page == again and markdown == markdown_again
+    assert "| win_back | 30 | 30 | 7 | 5 | 1 | 1 | 1 | 5 | 1\u202f599.20 NOK |" in markdown
+    assert 'data-step="sent" data-value="30"' in page.read_text()
