@@ -113,6 +113,8 @@ def test_a_run_killed_half_way_then_run_again_sends_each_message_exactly_once(tm
             settle_until_all_sent(project, engine, local, env)
             assert_exactly_once(engine, local, N_KILLED)
             statuses = recent_runs(engine)["status"].tolist()[::-1]
-            assert statuses[0] == "interrupted" and set(statuses[1:]) == {"completed"}, statuses
+            # the killed run, then re-runs that may end partial (faults) until the last completes
+            assert statuses[0] == "interrupted" and statuses[-1] == "completed", statuses
+            assert set(statuses[1:]) <= {"partial", "completed"}, statuses
             print(f"after the kill: {dict(killed)}; local SendGrid: {local.stats()}")
     engine.dispose()
