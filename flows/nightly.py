@@ -106,10 +106,7 @@ def campaign(campaign_id: str, run_key: str) -> dict:
 
 def _night_name() -> str:
     """`nightly-<date>`, known before the run starts (Prefect calls this to name the flow run)."""
-    parameters = current_flow_run.parameters
-    night = schedule.night_of(parameters.get("run_date"), parameters.get("project_dir"),
-                              current_flow_run.scheduled_start_time)
-    return f"nightly-{night}"
+    return f"nightly-{schedule.flow_run_night()}"
 
 
 @flow(name="nightly", flow_run_name=_night_name)

@@ -21,10 +21,7 @@ from lojal.store.migrate import schema_state
 
 
 def _report_name() -> str:
-    parameters = current_flow_run.parameters
-    night = schedule.night_of(parameters.get("run_date"), parameters.get("project_dir"),
-                              current_flow_run.scheduled_start_time)
-    return f"report-{night}"
+    return f"report-{schedule.flow_run_night()}"
 
 
 @flow(name="report", flow_run_name=_report_name)

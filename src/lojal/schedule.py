@@ -55,3 +55,12 @@ def slug(text: str) -> str:
 def run_tags(shop_name: str, environment: str) -> list[str]:
     """The tags of every Lojal run: which shop, which environment (filters and automations use them)."""
     return ["lojal", f"shop:{slug(shop_name)}", f"env:{environment}"]
+
+
+def flow_run_night():
+    """The night of the Prefect flow run being named (its run_date parameter, else its scheduled time in
+    the shop's zone): what `nightly-<date>` and `report-<date>` show before the run starts."""
+    from prefect.runtime import flow_run
+
+    parameters = flow_run.parameters
+    return night_of(parameters.get("run_date"), parameters.get("project_dir"), flow_run.scheduled_start_time)
