@@ -51,7 +51,9 @@ class RunLock:
             holder = conn.execute(text(
                 "SELECT a.application_name, a.pid, a.backend_start FROM pg_locks l "
                 "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
-                "AND l.classid = :a AND l.objid = :b"), {"a": _LOCK_KEY[0], "b": _LOCK_KEY[1]}).first()
+                "AND l.classid = :a AND l.objid = :b "
+                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"),
+                {"a": _LOCK_KEY[0], "b": _LOCK_KEY[1]}).first()
             conn.close()
             named = (f"{holder[0] or 'an unnamed session'} (PostgreSQL backend {holder[1]}, connected "
                      f"{holder[2]:%Y-%m-%d %H:%M:%S %Z})" if holder else "a run that just finished")
