@@ -331,6 +331,9 @@ def _register_commands() -> None:
     from lojal.sendgrid.cli import register as register_sendgrid  # imports only typer: --help stays fast
 
     register_sendgrid(app)  # `lojal sendgrid-local`, `lojal webhook serve`
+    from lojal.proof_cli import send_test_command  # imports only typer at the top
+
+    app.command("send-test")(send_test_command)
     from lojal.tracking.cli import app as suppressions_app  # imports only typer and rich at the top
     from lojal.tracking.cli import report_command
 
