@@ -198,6 +198,7 @@ class Proof:
     recommendations: list[dict[str, Any]] = field(default_factory=list)
     variant: str | None = None
     offer_code: str | None = None
+    subject_key: str | None = None  # the variant's own subject key (strings.yaml), not applied yet
 
 
 def template_for(campaign: Campaign, variant: str | None) -> str:
@@ -256,8 +257,10 @@ def _render(templates, campaign: Campaign, customer: dict, context: dict, varian
             offer_code: str | None) -> Proof:
     template = template_for(campaign, variant)
     rendered = templates.render(template, customer["locale"], context)
+    arm = next((a for a in campaign.arms if a.name == variant), None)
     return Proof(campaign.id, template, customer["locale"], rendered.subject, rendered.preheader, rendered.html,
-                 rendered.text, customer, list(context["recommendations"]), variant, offer_code)
+                 rendered.text, customer, list(context["recommendations"]), variant, offer_code,
+                 arm.subject if arm is not None else None)
 
 
 # ---------------------------------------------------------------- lojal preview --customer

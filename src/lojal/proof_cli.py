@@ -60,7 +60,7 @@ def _detail(d, proof, files: list[Path]) -> list[str]:
                 f"  (`lojal send-test --campaign {d.campaign_id} --customer ID --to YOU` renders it for them anyway.)"]
     lines = [f"{d.campaign_id} ({d.campaign_name}): selected",
              f"  subject:   {proof.subject}", f"  preheader: {proof.preheader}",
-             f"  send at:   {_when(d)}", f"  variant:   {d.variant or '-'} (template {proof.template})",
+             f"  send at:   {_when(d)}", f"  variant:   {d.variant or '-'} (template {proof.template}{_subject_note(proof)})",
              f"  offer:     {d.offer_code or '-'}", f"  occasion:  {d.occasion_key}", "  products:"]
     for i, item in enumerate(proof.recommendations, 1):
         lines.append(f"    {i}. {item.get('title')} ({item.get('sku')}) {_money(item.get('price'), item.get('currency'))}"
@@ -70,6 +70,12 @@ def _detail(d, proof, files: list[Path]) -> list[str]:
     for path in files:
         lines.append(f"  {'e-mail:' if path.suffix == '.html' else 'text:':<10} {path}")
     return lines
+
+
+def _subject_note(proof) -> str:
+    if not proof.subject_key:
+        return ""
+    return f"; its subject key '{proof.subject_key}' is not applied yet: the subject shown is the template's"
 
 
 def run_preview_customer(project: Path | None, customer: str, campaign: str | None, run_date, out: Path | None) -> None:
