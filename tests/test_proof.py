@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -115,12 +113,15 @@ def test_one_customers_decisions_are_the_whole_nights(night, tonight):
         assert all(mine[c].decision == proof.NOT_IN_SEGMENT for c in others)
 
 
-def test_preview_of_a_selected_customer_shows_subject_products_and_send_time(env, tonight):
+def test_preview_of_a_selected_customer_shows_subject_products_and_send_time(env, night, tonight):
+    """The whole command, once: the store read again, the e-mail written to files, no ledger row."""
     customer_id = pick(tonight, "selected", "post_purchase")
     before = ledger_rows(env)
     result = invoke(env, "preview", "--customer", str(customer_id), "--date", RUN.isoformat())
     assert result.exit_code == 0, result.output
-    chosen = proof.preview_customer(env, str(customer_id), run_date=RUN)
+    chosen = proof.customer_preview(night[1], customer_id, proof.ledger_history(connect(env.database_url), customer_id),
+                                    decisions.ShopSecret(SECRET.encode()))
+    chosen.files = proof.write_proofs(chosen, env.state / "preview" / f"customer-{customer_id}")
     [shown] = chosen.shown
     made = chosen.proofs["post_purchase"]
     assert shown.campaign_id == "post_purchase" and made.recommendations
@@ -137,32 +138,38 @@ def test_preview_of_a_selected_customer_shows_subject_products_and_send_time(env
     assert ledger_rows(env) == before
 
 
-def test_preview_by_email_any_case_finds_the_same_customer(env, night, tonight):
+def lines(night, customer_id: int, campaign: str | None = None, history: pd.DataFrame | None = None) -> str:
+    """`lojal preview --customer` output over the module's prepared night (no CLI, no re-preparation)."""
+    from lojal.proof_cli import preview_lines
+
+    history = proof.ledger_history(connect(night.project.paths.database_url), customer_id) if history is None else history
+    result = proof.customer_preview(night, customer_id, history, decisions.ShopSecret(SECRET.encode()), campaign)
+    return "\n".join(preview_lines(result))
+
+
+def test_a_customer_is_found_by_id_or_by_email_in_any_case(env, night, tonight):
     customer_id = pick(tonight, "selected", "post_purchase")
     email = night[1].data.customers.loc[customer_id, "email"]
-    result = invoke(env, "preview", "--customer", email.upper(), "--date", RUN.isoformat())
-    assert result.exit_code == 0, result.output
-    assert result.output.startswith(f"Customer {customer_id} ")
+    engine = connect(env.database_url)
+    assert proof.find_customer(engine, f" {email.upper()} ") == customer_id == proof.find_customer(engine, str(customer_id))
 
 
-def test_preview_of_an_excluded_customer_shows_the_reason(env, tonight):
+def test_preview_of_an_excluded_customer_shows_the_reason(night, tonight):
     customer_id = pick(tonight, "excluded", reason=decisions.NO_CONSENT)
-    result = invoke(env, "preview", "--customer", str(customer_id), "--date", RUN.isoformat())
-    assert result.exit_code == 0, result.output
-    assert "They get nothing tonight: " in result.output
-    assert f"excluded: {decisions.REASONS[decisions.NO_CONSENT]}" in result.output
-    assert "subject:" not in result.output
+    out = lines(night[1], customer_id)
+    assert "They get nothing tonight: " in out
+    assert f"excluded: {decisions.REASONS[decisions.NO_CONSENT]}" in out
+    assert "subject:" not in out
 
 
-def test_preview_of_one_campaign_they_are_not_in(env, tonight):
+def test_preview_of_one_campaign_they_are_not_in(night, tonight):
     customer_id = pick(tonight, "selected", "post_purchase")
-    result = invoke(env, "preview", "--customer", str(customer_id), "--campaign", "birthday", "--date", RUN.isoformat())
-    assert result.exit_code == 0, result.output
-    assert "birthday (Happy birthday): they get nothing from it tonight: not in the segment 'birthday_today'" \
-        in result.output
+    out = lines(night[1], customer_id, "birthday")
+    assert "birthday (Happy birthday): they get nothing from it tonight: not in the segment 'birthday_today'" in out
+    assert "subject:" not in out
 
 
-def test_preview_reads_the_ledger_an_earlier_night_sent_it(env, tonight):
+def test_preview_reads_the_ledger_an_earlier_night_sent_it(env, night, tonight):
     """History counts: a thank-you already sent for this order on an earlier night is not sent again."""
     engine = connect(env.database_url)
     row = tonight[(tonight["decision"] == "selected") & (tonight["campaign"] == "post_purchase")].iloc[0]
@@ -175,21 +182,18 @@ def test_preview_reads_the_ledger_an_earlier_night_sent_it(env, tonight):
         accepted = datetime(2026, 11, 23, 9, 0)
         ledger.settle(engine, [DeliveryResult(message_id, "sent", "x.eml", accepted_at=accepted)], {message_id: 1},
                       date(2026, 11, 23), 3)
-        result = invoke(env, "preview", "--customer", str(customer_id), "--date", RUN.isoformat())
+        out = lines(night[1], customer_id)
     finally:
         with engine.begin() as conn:
             conn.execute(send_ledger.delete().where(send_ledger.c.message_id == message_id))
-    assert result.exit_code == 0, result.output
-    line = next(line for line in result.output.splitlines() if line.strip().startswith("post_purchase "))
+    line = next(line for line in out.splitlines() if line.strip().startswith("post_purchase "))
     assert decisions.REASONS[decisions.ALREADY_RECEIVED] in line
     assert "the run of 2026-11-23 recorded it: sent" in line
 
 
 def test_an_unknown_customer_is_one_clear_error(env, night):
-    run = subprocess.run([sys.executable, "-c", "from lojal.cli import main; main()", "preview", "--customer",
-                          "99999999", "--project", str(env.project)], capture_output=True, text=True)
-    assert run.returncode == 1 and "Traceback" not in run.stderr
-    assert "error: --customer 99999999: there is no customer with id 99999999 in the store" in run.stderr
+    result = invoke(env, "preview", "--customer", "99999999")
+    assert "--customer 99999999: there is no customer with id 99999999 in the store" in failure(result)
     email = night[1].data.customers["email"].iloc[0]
     typo = email.replace("@", "x@", 1)
     with pytest.raises(ProofError, match=f"no customer has the e-mail address .*did you mean {email.lower()}"):
@@ -243,15 +247,15 @@ def test_send_test_through_the_local_sendgrid_carries_the_test_markers(env, monk
     with LocalSendGrid(LocalOptions(api_key=key)) as sg:
         monkeypatch.setenv("SENDGRID_API_KEY", key)
         monkeypatch.setenv("LOJAL_SENDGRID_URL", sg.url)
-        for _ in range(2):  # a proof sent twice goes out twice: each has its own message id
-            result = invoke(env, "send-test", "--campaign", "win_back", "--to", "qa@shop.example",
-                            "--delivery", "sendgrid", "--date", RUN.isoformat())
-            assert result.exit_code == 0, result.output
+        result = invoke(env, "send-test", "--campaign", "win_back", "--to", "qa@shop.example,qa2@shop.example",
+                        "--delivery", "sendgrid", "--date", RUN.isoformat())
+        assert result.exit_code == 0, result.output
         accepted = list(sg.accepted)
         stats = sg.stats()
+    # one request per address, each under its own fresh message id
     assert len(accepted) == 2 and stats["duplicates"] == 0 and stats["distinct_message_ids"] == 2
+    assert sorted(to for item in accepted for to in item.to) == ["qa2@shop.example", "qa@shop.example"]
     for item in accepted:
-        assert item.to == ["qa@shop.example"]
         assert item.body["categories"] == ["lojal-test"]
         assert item.body["custom_args"]["lojal_test"] == "1"
         assert item.body["subject"].startswith("[TEST] ")

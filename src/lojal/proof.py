@@ -28,7 +28,7 @@ from sqlalchemy import Engine, func, select
 
 from lojal import decisions
 from lojal.addresses import mailbox_key, sendable
-from lojal.config import Campaign, ProjectConfig
+from lojal.config import Campaign, ProjectConfig, load_config
 from lojal.delivery import OutgoingMessage
 from lojal.delivery.base import DeliveryResult
 from lojal.errors import AddressError, ProofError
@@ -284,31 +284,37 @@ def preview_customer(paths: Paths, who: str, campaign_id: str | None = None, run
     from lojal import pipeline
     from lojal.store import connect
 
-    project = pipeline.load_project(paths)
-    config = project.config
-    campaign = _campaign(config, campaign_id)
     engine = connect(paths.database_url)
     try:
-        customer_id = find_customer(engine, who)
+        customer_id = find_customer(engine, who)  # before the slow part: a typo is told at once
+        _campaign(load_config(paths), campaign_id)
+        project = pipeline.load_project(paths)
         secret = decisions.shop_secret()
-        run_date = run_date or upcoming_night(config)
-        night = pipeline.prepare_night(project, run_date, progress)
-        now = planning_moment(config, run_date)
-        progress("deciding")
-        decided = customer_decisions(config, night, customer_id, ledger_history(engine, customer_id), now, secret)
-        shown = [d for d in decided if (d.campaign_id == campaign.id if campaign else d.selected)]
-        proofs = {}
-        for d in (d for d in shown if d.selected):
-            message_id = f"preview-{d.campaign_id}-{customer_id}"
-            proofs[d.campaign_id] = render_for_customer(night, config, config.campaign(d.campaign_id), customer_id,
-                                                        message_id, d.variant, d.offer_code)
-        row = night.data.customers.loc[customer_id]
-        info = {k: _text(row[k]) for k in ("email", "first_name", "locale", "market", "time_zone")}
-        result = CustomerPreview(customer_id, info, run_date, now.to_pydatetime(), decided, shown, proofs)
+        night = pipeline.prepare_night(project, run_date or upcoming_night(project.config), progress)
+        history = ledger_history(engine, customer_id)
     finally:
         engine.dispose()
+    progress("deciding")
+    result = customer_preview(night, customer_id, history, secret, campaign_id)
     result.files = write_proofs(result, out or paths.state / "preview" / f"customer-{customer_id}")
     return result
+
+
+def customer_preview(night, customer_id: int, history: pd.DataFrame, secret: decisions.ShopSecret,
+                     campaign_id: str | None = None, now: pd.Timestamp | None = None) -> CustomerPreview:
+    """The customer's decisions on the prepared `night` (planning at the night's scheduled time unless
+    `now` is given) and the rendered e-mail of each selected campaign (or of `campaign_id` only)."""
+    config = night.project.config
+    campaign = _campaign(config, campaign_id)
+    now = planning_moment(config, night.run_date) if now is None else now
+    decided = customer_decisions(config, night, customer_id, history, now, secret)
+    shown = [d for d in decided if (d.campaign_id == campaign.id if campaign else d.selected)]
+    proofs = {d.campaign_id: render_for_customer(night, config, config.campaign(d.campaign_id), customer_id,
+                                                 f"preview-{d.campaign_id}-{customer_id}", d.variant, d.offer_code)
+              for d in shown if d.selected}
+    row = night.data.customers.loc[customer_id]
+    info = {k: _text(row[k]) for k in ("email", "first_name", "locale", "market", "time_zone")}
+    return CustomerPreview(customer_id, info, night.run_date, now.to_pydatetime(), decided, shown, proofs)
 
 
 def _campaign(config: ProjectConfig, campaign_id: str | None) -> Campaign | None:
@@ -387,17 +393,19 @@ def send_test(paths: Paths, campaign_id: str, to: str, customer: str | None = No
     from lojal import pipeline
 
     addresses = test_addresses(to)
+    customer_id = _find(paths, customer) if customer is not None else None
+    _campaign(load_config(paths), campaign_id)  # before compiling every template
     project = pipeline.load_project(paths)
     config = project.config
     campaign = _campaign(config, campaign_id)
     run_date = run_date or upcoming_night(config)
+    backend, folder = _test_backend(config, paths, run_date, delivery)
     ids = [test_message_id() for _ in addresses]
-    if customer is None:
+    if customer_id is None:
         proof = render_for_sample(project.templates, config, campaign, ids[0])
     else:
-        proof = _customer_proof(paths, project, campaign, customer, run_date, ids[0], progress)
+        proof = _customer_proof(project, campaign, customer_id, run_date, ids[0], progress)
     messages = [test_message(config, proof, address, message_id) for address, message_id in zip(addresses, ids)]
-    backend, folder = _test_backend(config, paths, run_date, delivery)
     try:
         results = backend.send_batch(messages)
     finally:
@@ -405,19 +413,23 @@ def send_test(paths: Paths, campaign_id: str, to: str, customer: str | None = No
     return SendTestResult(backend.name, proof, results, folder)
 
 
-def _customer_proof(paths: Paths, project, campaign: Campaign, who: str, run_date: date, message_id: str,
-                    progress) -> Proof:
-    """The campaign for a real customer, whatever tonight's decision: their arm and offer code."""
-    from lojal import pipeline
+def _find(paths: Paths, who: str) -> int:
     from lojal.store import connect
 
     engine = connect(paths.database_url)
     try:
-        customer_id = find_customer(engine, who)
-        secret = decisions.shop_secret()
-        night = pipeline.prepare_night(project, run_date, progress)
+        return find_customer(engine, who)
     finally:
         engine.dispose()
+
+
+def _customer_proof(project, campaign: Campaign, customer_id: int, run_date: date, message_id: str,
+                    progress) -> Proof:
+    """The campaign for a real customer, whatever tonight's decision: their arm and offer code."""
+    from lojal import pipeline
+
+    secret = decisions.shop_secret()
+    night = pipeline.prepare_night(project, run_date, progress)
     variant = decisions.arm_names(campaign, [customer_id], secret)[0]
     offer = decisions.offer_codes(campaign, [customer_id], secret)[0]
     return render_for_customer(night, project.config, campaign, customer_id, message_id, variant, offer)
@@ -438,5 +450,5 @@ def _test_backend(config: ProjectConfig, paths: Paths, run_date: date, name: str
 
 
 __all__ = ["Decision", "CustomerPreview", "Proof", "SendTestResult", "find_customer", "planning_moment",
-           "upcoming_night", "ledger_history", "customer_decisions", "preview_customer", "send_test",
+           "upcoming_night", "ledger_history", "customer_decisions", "customer_preview", "preview_customer", "send_test",
            "test_addresses", "test_message", "NOT_IN_SEGMENT", "TEST_PREFIX", "TEST_CATEGORY", "TEST_ARG"]
