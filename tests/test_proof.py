@@ -296,3 +296,12 @@ def test_tonight_is_the_next_nightly_runs_night():
     at = lambda text: datetime.fromisoformat(text).replace(tzinfo=timezone.utc)  # noqa: E731
     assert proof.upcoming_night(_Config(), at("2026-11-24T00:30")) == date(2026, 11, 24)  # 01:30 in Oslo
     assert proof.upcoming_night(_Config(), at("2026-11-24T15:00")) == date(2026, 11, 25)
+
+
+def test_both_commands_are_listed_and_documented_in_help():
+    listing = runner.invoke(app, ["--help"]).output
+    assert "send-test" in listing and "--customer" in listing
+    preview = runner.invoke(app, ["preview", "--help"]).output
+    assert "--customer" in preview and "--campaign" in preview
+    result = runner.invoke(app, ["preview", "--campaign", "win_back"])
+    assert result.exit_code == 2 and "--campaign and --date go with --customer" in result.output

@@ -23,7 +23,7 @@ from lojal.errors import LojalError
 LAZY_GROUPS = [
     ("segments", "lojal.segments.cli", "List, show and explain segments."),
     ("reco", "lojal.reco.cli", "Recommendation tools (offline evaluation)."),
-    ("preview", "lojal.render.cli", "Preview rendered e-mails in a browser."),
+    ("preview", "lojal.render.cli", "Preview rendered e-mails in a browser; one customer's night with --customer."),
     ("db", "lojal.store.cli", "The store's schema: upgrade it in place, show its revision."),
     ("delivery", "lojal.delivery.cli", "The send ledger: messages whose outcome is not known."),
 ]
