@@ -3,6 +3,7 @@ Only typer is imported at the top (`lojal --help` stays fast)."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -78,13 +79,25 @@ def _subject_note(proof) -> str:
     return f"; its subject key '{proof.subject_key}' is not applied yet: the subject shown is the template's"
 
 
+@contextmanager
+def _status(enabled: bool):
+    """A spinner naming the current step (loading shop data, computing features, ...) on a terminal."""
+    if not enabled:
+        yield lambda _: None
+        return
+    from lojal.cli import err_console
+
+    with err_console.status("preparing the night") as status:
+        yield lambda step: status.update(step)
+
+
 def run_preview_customer(project: Path | None, customer: str, campaign: str | None, run_date, out: Path | None) -> None:
     from lojal.cli import show_progress
     from lojal.paths import Paths
     from lojal.proof import preview_customer
 
-    progress = (lambda step: typer.echo(f"... {step}", err=True)) if show_progress() else (lambda _: None)
-    result = preview_customer(Paths.resolve(project), customer, campaign, run_date, out, progress)
+    with _status(show_progress()) as progress:
+        result = preview_customer(Paths.resolve(project), customer, campaign, run_date, out, progress)
     for line in preview_lines(result):
         typer.echo(line)
 
@@ -107,8 +120,8 @@ def send_test_command(
     from lojal.paths import Paths
     from lojal.proof import send_test
 
-    progress = (lambda step: typer.echo(f"... {step}", err=True)) if show_progress() else (lambda _: None)
-    result = send_test(Paths.resolve(project), campaign, to, customer, parse_date(run_date), delivery, progress)
+    with _status(show_progress()) as progress:
+        result = send_test(Paths.resolve(project), campaign, to, customer, parse_date(run_date), delivery, progress)
     who = f"customer {result.proof.customer['id']}" if customer else f"sample customer {result.proof.customer['id']}"
     console.print(f"Proof of {campaign} for {who} ({result.proof.locale}): {result.proof.subject!r}",
                   markup=False, highlight=False)
