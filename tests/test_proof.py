@@ -305,3 +305,25 @@ def test_both_commands_are_listed_and_documented_in_help():
     assert "--customer" in preview and "--campaign" in preview
     result = runner.invoke(app, ["preview", "--campaign", "win_back"])
     assert result.exit_code == 2 and "--campaign and --date go with --customer" in result.output
+
+
+@pytest.mark.postgres
+def test_customer_lookup_and_ledger_history_on_postgresql(postgres_url):
+    from lojal.sample import generate_shop
+    from lojal.sample.store import write_sample_shop
+
+    shop = generate_shop(40, seed=2, until=RUN)
+    engine = connect(postgres_url)
+    write_sample_shop(engine, shop, replace=False)
+    first = shop.customers.iloc[0]
+    customer_id, email = int(first["customer_id"]), first["email"]
+    assert proof.find_customer(engine, email.upper()) == customer_id == proof.find_customer(engine, str(customer_id))
+    with pytest.raises(ProofError, match=f"did you mean {email.lower()}"):
+        proof.find_customer(engine, email.replace("@", "q@", 1))
+    assert proof.ledger_history(engine, customer_id).empty
+    ledger.plan(engine, "win_back", RUN, pd.DataFrame({"customer_id": [customer_id], "occasion_key": ["lapse:2026-01-02"]}))
+    [row] = proof.ledger_history(engine, customer_id).to_dict("records")
+    assert (row["campaign_id"], row["occasion_key"], row["state"], row["run_date"]) == (
+        "win_back", "lapse:2026-01-02", "planned", RUN)
+    assert pd.isna(row["accepted_at"])
+    engine.dispose()
