@@ -287,8 +287,10 @@ class _Config:
 def test_planning_moment_is_the_nightly_crons_time_across_dst():
     assert proof.planning_moment(_Config(), date(2026, 11, 24)) == pd.Timestamp("2026-11-24 01:00")
     assert proof.planning_moment(_Config(), date(2026, 7, 1)) == pd.Timestamp("2026-07-01 00:00")
-    # 02:00 does not exist on 2026-03-29 in Oslo: the run plans at 03:00 CEST, 01:00 UTC
-    assert proof.planning_moment(_Config(), date(2026, 3, 29)) == pd.Timestamp("2026-03-29 01:00")
+    # 02:00 does not exist on 2026-03-29 in Oslo: Prefect's scheduler starts the run at 00:00 UTC
+    assert proof.planning_moment(_Config(), date(2026, 3, 29)) == pd.Timestamp("2026-03-29 00:00")
+    # 02:00 happens twice on 2026-10-25: the run starts at the first (CEST), 00:00 UTC
+    assert proof.planning_moment(_Config(), date(2026, 10, 25)) == pd.Timestamp("2026-10-25 00:00")
     assert proof.planning_moment(_Config("0 2 * * 1"), date(2026, 11, 24)) == pd.Timestamp("2026-11-23 23:00")
 
 

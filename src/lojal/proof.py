@@ -76,27 +76,34 @@ def schedule_zone(config: ProjectConfig) -> str:
     return config.schedule.timezone or config.brand.timezone
 
 
-def planning_moment(config: ProjectConfig, night: date) -> pd.Timestamp:
-    """When the nightly run of `night` plans (naive UTC): the first time config/schedule.yaml's
-    nightly cron fires on that date, else the shop's midnight starting it."""
-    from cronsim import CronSim
+def nightly_fire(config: ProjectConfig, start: datetime) -> datetime:
+    """The first time at or after `start` (aware) that Prefect fires the nightly deployment: its cron
+    (config/schedule.yaml) in its zone, computed by Prefect's own schedule (daylight-saving days
+    included, exactly as the scheduler does)."""
+    import asyncio
 
+    from prefect.server.schemas.schedules import CronSchedule
+
+    schedule = CronSchedule(cron=config.schedule.nightly, timezone=schedule_zone(config))
+    [fire] = asyncio.run(schedule.get_dates(n=1, start=start))
+    return datetime.fromtimestamp(fire.timestamp(), ZoneInfo(schedule_zone(config)))
+
+
+def planning_moment(config: ProjectConfig, night: date) -> pd.Timestamp:
+    """When the nightly run of `night` plans (naive UTC): its scheduled time on that date, else the
+    shop's midnight starting it (a cron that does not fire that day)."""
     zone = ZoneInfo(schedule_zone(config))
     midnight = datetime(night.year, night.month, night.day, tzinfo=zone)
-    fire = next(CronSim(config.schedule.nightly, midnight - timedelta(seconds=1)))
+    fire = nightly_fire(config, midnight)
     moment = fire if fire.date() == night else midnight
     return pd.Timestamp(moment).tz_convert("UTC").tz_localize(None)
 
 
 def upcoming_night(config: ProjectConfig, now: datetime | None = None) -> date:
     """The night of the next scheduled nightly run: 'tonight'."""
-    from cronsim import CronSim
-
     from lojal.schedule import night_for
 
-    now = now or datetime.now(timezone.utc)
-    fire = next(CronSim(config.schedule.nightly, now.astimezone(ZoneInfo(schedule_zone(config)))))
-    return night_for(fire, config.brand.timezone)
+    return night_for(nightly_fire(config, now or datetime.now(timezone.utc)), config.brand.timezone)
 
 
 def ledger_history(engine: Engine, customer_id: int) -> pd.DataFrame:
