@@ -4,8 +4,10 @@
   prepares it (`pipeline.prepare_night`), then `decisions.decide` runs over that one customer (every
   step of it is per customer: gate, occasions, caps, priorities, holdout and arm hashes) with their
   ledger history, planning at the night's scheduled time (config/schedule.yaml). Each enabled
-  campaign gets a decision with its reason in a marketer's words; a selected one is rendered exactly
-  as the nightly run renders it (their market's prices, their language, their variant and offer code).
+  campaign gets a decision with its reason in a marketer's words; a selected one is rendered with the
+  nightly run's context stages (lojal.pipeline: their market's prices, their language, their last
+  order, their recommendations) plus the decision's offer code and its variant's template folder.
+  (A variant's own subject key is not applied: TemplateSet.render has no subject choice yet.)
 - `send_test` (`lojal send-test`): a campaign rendered for a real customer or a built-in sample
   customer, sent to the team's addresses through the configured backend, marked as a test
   (subject "[TEST] ", category `lojal-test`, custom arg `lojal_test=1`) under a fresh message id.
@@ -18,7 +20,7 @@ from __future__ import annotations
 import difflib
 import secrets
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
