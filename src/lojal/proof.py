@@ -181,7 +181,8 @@ def _text(value) -> str | None:
 
 
 def _ledger_note(history: pd.DataFrame, campaign_id: str, occasion_key: str | None, night: date) -> str | None:
-    """What the ledger holds for this (campaign, occasion): e.g. 'sent (planned for 2026-11-24)'."""
+    """What the ledger holds for this (campaign, occasion), e.g. 'the run of 2026-11-23 recorded it: sent'.
+    (Tonight's own rows do not decide tonight, as in a re-run; the note still shows them.)"""
     if occasion_key is None or history.empty:
         return None
     rows = history[(history["campaign_id"] == campaign_id) & (history["occasion_key"] == occasion_key)]

@@ -62,7 +62,10 @@ def _detail(d, proof, files: list[Path]) -> list[str]:
     lines = [f"{d.campaign_id} ({d.campaign_name}): selected",
              f"  subject:   {proof.subject}", f"  preheader: {proof.preheader}",
              f"  send at:   {_when(d)}", f"  variant:   {d.variant or '-'} (template {proof.template}{_subject_note(proof)})",
-             f"  offer:     {d.offer_code or '-'}", f"  occasion:  {d.occasion_key}", "  products:"]
+             f"  offer:     {d.offer_code or '-'}", f"  occasion:  {d.occasion_key}"]
+    if d.ledger:
+        lines.append(f"  ledger:    {d.ledger}")
+    lines.append("  products:")
     for i, item in enumerate(proof.recommendations, 1):
         lines.append(f"    {i}. {item.get('title')} ({item.get('sku')}) {_money(item.get('price'), item.get('currency'))}"
                      f" - {item.get('reason') or item.get('reason_code')}")
