@@ -329,3 +329,19 @@ def test_customer_lookup_and_ledger_history_on_postgresql(postgres_url):
         "win_back", "lapse:2026-01-02", "planned", RUN)
     assert pd.isna(row["accepted_at"])
     engine.dispose()
+
+
+def test_tonights_own_ledger_row_is_shown_but_decides_nothing(env, night, tonight):
+    """As in a re-run, tonight's planned row is the night's own: still selected, the ledger line says so."""
+    engine = connect(env.database_url)
+    row = tonight[(tonight["decision"] == "selected") & (tonight["campaign"] == "post_purchase")].iloc[0]
+    customer_id = int(row["customer_id"])
+    planned = ledger.plan(engine, "post_purchase", RUN,
+                          pd.DataFrame({"customer_id": [customer_id], "occasion_key": [row["occasion_key"]]}))
+    try:
+        out = lines(night[1], customer_id)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(send_ledger.delete().where(send_ledger.c.message_id == planned["message_id"].iloc[0]))
+    assert "post_purchase (Thank you for your order): selected" in out
+    assert "  ledger:    tonight's run recorded it: planned" in out
