@@ -345,3 +345,32 @@ def test_tonights_own_ledger_row_is_shown_but_decides_nothing(env, night, tonigh
             conn.execute(send_ledger.delete().where(send_ledger.c.message_id == planned["message_id"].iloc[0]))
     assert "post_purchase (Thank you for your order): selected" in out
     assert "  ledger:    tonight's run recorded it: planned" in out
+
+
+def test_an_email_that_cannot_be_rendered_for_them_is_told_with_the_error(env, night, tonight, tmp_path):
+    """Templates that compile but fail on this customer's data: the decisions are still shown."""
+    import dataclasses
+
+    from lojal.proof_cli import preview_lines
+    from lojal.render import load_templates
+
+    loaded, prepared = night
+    copy = Paths(tmp_path / "project", env.state)
+    shutil.copytree(loaded.paths.templates_dir, copy.templates_dir)
+    shutil.copytree(loaded.paths.config_dir, copy.config_dir)
+    strings = copy.templates_dir / "post_purchase" / "strings.yaml"
+    strings.write_text(strings.read_text(encoding="utf-8").replace(
+        "Takk for bestillingen, {{ customer.first_name }}", "Takk, {{ customer.first_name | int(strict) }}"),
+        encoding="utf-8")
+    broken = dataclasses.replace(prepared, project=dataclasses.replace(
+        loaded, templates=load_templates(copy, loaded.config)))
+    customer_id = int(tonight[(tonight["decision"] == "selected") & (tonight["campaign"] == "post_purchase")
+                              & (tonight["customer_id"].map(prepared.data.customers["locale"]) == "nb")]
+                      ["customer_id"].iloc[0])
+    result = proof.customer_preview(broken, customer_id, proof.ledger_history(connect(env.database_url), customer_id),
+                                    decisions.ShopSecret(SECRET.encode()))
+    assert not result.proofs and "RenderError" in result.failures["post_purchase"]
+    assert "undefined variable" in result.failures["post_purchase"], result.failures
+    out = "\n".join(preview_lines(result))
+    assert "post_purchase (Thank you for your order): selected, but its e-mail cannot be rendered for them" in out
+    assert "Campaigns, highest priority first:" in out

@@ -33,7 +33,7 @@ from lojal.addresses import mailbox_key, sendable
 from lojal.config import Campaign, ProjectConfig, load_config
 from lojal.delivery import OutgoingMessage
 from lojal.delivery.base import DeliveryResult
-from lojal.errors import AddressError, ProofError
+from lojal.errors import AddressError, LojalError, ProofError
 from lojal.paths import Paths
 
 NOT_IN_SEGMENT = "not_in_segment"
@@ -285,6 +285,7 @@ class CustomerPreview:
     shown: list[Decision]            # the decisions asked about (--campaign) or tonight's selected ones
     proofs: dict[str, Proof]         # campaign id -> the rendered e-mail (selected ones)
     files: dict[str, list[Path]] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)  # campaign id -> why its e-mail could not be rendered
 
 
 def preview_customer(paths: Paths, who: str, campaign_id: str | None = None, run_date: date | None = None,
@@ -319,12 +320,17 @@ def customer_preview(night, customer_id: int, history: pd.DataFrame, secret: dec
     now = planning_moment(config, night.run_date) if now is None else now
     decided = customer_decisions(config, night, customer_id, history, now, secret)
     shown = [d for d in decided if (d.campaign_id == campaign.id if campaign else d.selected)]
-    proofs = {d.campaign_id: render_for_customer(night, config, config.campaign(d.campaign_id), customer_id,
-                                                 f"preview-{d.campaign_id}-{customer_id}", d.variant, d.offer_code)
-              for d in shown if d.selected}
+    proofs, failures = {}, {}
+    for d in (d for d in shown if d.selected):
+        try:
+            proofs[d.campaign_id] = render_for_customer(night, config, config.campaign(d.campaign_id), customer_id,
+                                                        f"preview-{d.campaign_id}-{customer_id}", d.variant, d.offer_code)
+        except LojalError as exc:  # the nightly run would fail this message with the same error
+            failures[d.campaign_id] = f"{type(exc).__name__}: {exc}"
     row = night.data.customers.loc[customer_id]
     info = {k: _text(row[k]) for k in ("email", "first_name", "locale", "market", "time_zone")}
-    return CustomerPreview(customer_id, info, night.run_date, now.to_pydatetime(), decided, shown, proofs)
+    return CustomerPreview(customer_id, info, night.run_date, now.to_pydatetime(), decided, shown, proofs,
+                           failures=failures)
 
 
 def _campaign(config: ProjectConfig, campaign_id: str | None) -> Campaign | None:

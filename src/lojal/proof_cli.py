@@ -44,6 +44,10 @@ def preview_lines(result) -> list[str]:
     if not result.shown:
         lines.append("They get nothing tonight: " + _nothing(result))
     for d in result.shown:
+        if d.campaign_id in result.failures:
+            lines += [f"{d.campaign_id} ({d.campaign_name}): selected, but its e-mail cannot be rendered for them "
+                      f"(the nightly run would fail it): {result.failures[d.campaign_id]}"]
+            continue
         lines += _detail(d, result.proofs.get(d.campaign_id), result.files.get(d.campaign_id, []))
     return lines
 
@@ -103,6 +107,8 @@ def run_preview_customer(project: Path | None, customer: str, campaign: str | No
         result = preview_customer(Paths.resolve(project), customer, campaign, run_date, out, progress)
     for line in preview_lines(result):
         typer.echo(line)
+    if result.failures:
+        raise typer.Exit(1)
 
 
 def send_test_command(
