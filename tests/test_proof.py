@@ -227,6 +227,8 @@ def test_send_test_writes_marked_proofs_to_the_outbox_and_nothing_to_the_ledger(
         assert body["custom_args"]["lojal_test"] == "1"
         assert body["custom_args"]["lojal_message_id"].startswith("test-")
         assert body["custom_args"]["lojal_message_id"] not in real_ids
+        # its unsubscribe link carries the test id, no customer's token: following it unsubscribes nobody
+        assert body["headers"]["List-Unsubscribe"].endswith(body["custom_args"]["lojal_message_id"] + ">")
         assert body["custom_args"]["lojal_variant"] == row["variant"]
         assert row["offer_code"] in body["content"][1]["value"]
     assert len({b["custom_args"]["lojal_message_id"] for b in bodies}) == 2
