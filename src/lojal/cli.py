@@ -23,7 +23,7 @@ from lojal.errors import LojalError
 LAZY_GROUPS = [
     ("segments", "lojal.segments.cli", "List, show and explain segments."),
     ("reco", "lojal.reco.cli", "Recommendation tools (offline evaluation)."),
-    ("preview", "lojal.render.cli", "Preview rendered e-mails in a browser."),
+    ("preview", "lojal.render.cli", "Preview rendered e-mails in a browser; one customer's night with --customer."),
     ("db", "lojal.store.cli", "The store's schema: upgrade it in place, show its revision."),
     ("delivery", "lojal.delivery.cli", "The send ledger: messages whose outcome is not known."),
 ]
@@ -331,6 +331,9 @@ def _register_commands() -> None:
     from lojal.sendgrid.cli import register as register_sendgrid  # imports only typer: --help stays fast
 
     register_sendgrid(app)  # `lojal sendgrid-local`, `lojal webhook serve`
+    from lojal.proof_cli import send_test_command  # imports only typer at the top
+
+    app.command("send-test")(send_test_command)
     from lojal.tracking.cli import app as suppressions_app  # imports only typer and rich at the top
     from lojal.tracking.cli import report_command
 

@@ -8,6 +8,7 @@
     ├── AddressError                not a deliverable e-mail address (lojal.addresses), or one Lojal cannot send to
     ├── HeaderInjectionError        CR/LF or other control characters in a header value
     ├── RunLockedError              another nightly run is using the store; this one stops at once
+    ├── ProofError                  `lojal preview --customer` / `send-test`: unknown customer or campaign
     ├── DeliveryError               a delivery backend failed; `retryable` says whether to try again
     │   ├── DeliveryAuthError       SendGrid answered 401/403: the run stops, naming the setting to fix
     │   └── DeliveryConfigError     the SendGrid backend cannot start (no API key, bad URL)
@@ -86,6 +87,11 @@ class HeaderInjectionError(LojalError, ValueError):
 
 class RunLockedError(LojalError):
     """Another nightly run holds the store's run lock; the message names it."""
+
+
+class ProofError(LojalError):
+    """`lojal preview --customer` or `lojal send-test` cannot do what was asked: no such customer
+    (with the closest address when one is near), or a campaign that is unknown or disabled."""
 
 
 class DeliveryError(LojalError):

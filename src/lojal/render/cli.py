@@ -2,6 +2,8 @@
 
     lojal preview serve [--port 8025] [--project DIR]   local server, reloads when templates change
     lojal preview --out DIR [--project DIR]             the same pages as static files
+    lojal preview --customer ID|EMAIL [--campaign ID] [--date D]   what that real customer gets tonight
+                                                        (lojal.proof; writes no ledger row)
 """
 
 from __future__ import annotations
@@ -23,12 +25,27 @@ ProjectOpt = Annotated[Optional[Path], typer.Option("--project", help="folder wi
 @app.callback(invoke_without_command=True)
 def preview(
     ctx: typer.Context,
-    out: Annotated[Optional[Path], typer.Option("--out", help="write static preview pages to this folder")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="write static preview pages to this folder "
+                                                "(with --customer: the customer's e-mails)")] = None,
     project: ProjectOpt = None,
+    customer: Annotated[Optional[str], typer.Option("--customer", help="a real customer (id or e-mail): what they "
+                                                    "would get tonight, or why nothing")] = None,
+    campaign: Annotated[Optional[str], typer.Option("--campaign", help="with --customer: this campaign's decision")] = None,
+    run_date: Annotated[Optional[str], typer.Option("--date", help="with --customer: the night YYYY-MM-DD "
+                                                    "(default: the next nightly run's)")] = None,
 ) -> None:
-    """Write static previews with --out DIR, or run `lojal preview serve`."""
+    """Write static previews with --out DIR, run `lojal preview serve`, or see one customer's night
+    with --customer ID|EMAIL."""
     if ctx.invoked_subcommand is not None:
         return
+    if customer is not None:
+        from lojal.cli import parse_date
+        from lojal.proof_cli import run_preview_customer
+
+        run_preview_customer(project, customer, campaign, parse_date(run_date), out)
+        return
+    if campaign is not None or run_date is not None:
+        raise typer.BadParameter("--campaign and --date go with --customer ID|EMAIL", param_hint="--customer")
     if out is None:
         typer.echo(ctx.get_help())
         raise typer.Exit(2)
