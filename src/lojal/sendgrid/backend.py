@@ -67,7 +67,7 @@ class SendGridBackend:
     name = "sendgrid"
 
     def __init__(self, settings: SendGridSettings, tracking: Tracking, *, api_key: str | None = None,
-                 base_url: str | None = None, transport: httpx.BaseTransport | None = None, **transport_options):
+                 base_url: str | None = None, transport: httpx.AsyncBaseTransport | None = None, **transport_options):
         self.settings = settings
         self.tracking = tracking
         self.concurrency = settings.concurrency
