@@ -127,12 +127,12 @@ class ConnectionPool:
     """At most `size` connections to one origin, kept alive between requests (`keepalive` seconds idle)."""
 
     def __init__(self, url: httpx.URL, head: dict[str, str], *, size: int, connect_timeout: float,
-                 timeout: float, keepalive: float = 30.0):
+                 timeout: float, keepalive: float = 30.0, tls_context: ssl.SSLContext | None = None):
         self.url = url
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.keepalive = keepalive
-        self._tls = ssl.create_default_context() if url.scheme == "https" else None
+        self._tls = (tls_context or ssl.create_default_context()) if url.scheme == "https" else None
         self._port = url.port or (443 if url.scheme == "https" else 80)
         self._target = url.raw_path
         host = url.host if url.port is None else f"{url.host}:{url.port}"

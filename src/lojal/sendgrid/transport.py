@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import random
+import ssl
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -63,7 +64,8 @@ class Transport:
     def __init__(self, base_url: str, api_key: str, *, concurrency: int = 16, connect_timeout: float = 5,
                  timeout: float = 30, connect_retries: int = 3, max_rate_wait: float = 60,
                  transport: httpx.AsyncBaseTransport | None = None,
-                 sleep: Callable[[float], Awaitable | None] = asyncio.sleep, rng: random.Random | None = None):
+                 sleep: Callable[[float], Awaitable | None] = asyncio.sleep, rng: random.Random | None = None,
+                 tls_context: ssl.SSLContext | None = None):
         self.concurrency = concurrency
         self.connect_retries = connect_retries
         self.max_rate_wait = max_rate_wait
@@ -74,6 +76,7 @@ class Transport:
                       "User-Agent": "lojal"}
         self._timeouts = (connect_timeout, timeout)
         self._httpx_transport = transport
+        self._tls_context = tls_context  # None: the system's trust store (ssl.create_default_context)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._exchange: Callable[[bytes], Awaitable[Reply]] | None = None
@@ -98,7 +101,7 @@ class Transport:
         connect_timeout, timeout = self._timeouts
         if self._httpx_transport is None:
             pool = ConnectionPool(self._url, self._head, size=self.concurrency, connect_timeout=connect_timeout,
-                                  timeout=timeout)
+                                  timeout=timeout, tls_context=self._tls_context)
             self._closers.append(pool.close)
             return pool.post
         client = httpx.AsyncClient(transport=self._httpx_transport, headers=self._head,
