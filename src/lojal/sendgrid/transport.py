@@ -79,6 +79,7 @@ class Transport:
         self._tls_context = tls_context  # None: the system's trust store (ssl.create_default_context)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._starting = threading.Lock()
         self._exchange: Callable[[bytes], Awaitable[Reply]] | None = None
         self._closers: list[Callable[[], Awaitable | None]] = []
 
@@ -151,10 +152,11 @@ class Transport:
 
     # ---- the event loop thread ---------------------------------------------------------------
     def _run(self, coroutine):
-        if self._loop is None:
-            self._loop = asyncio.new_event_loop()
-            self._thread = threading.Thread(target=self._loop.run_forever, name="lojal-sendgrid", daemon=True)
-            self._thread.start()
+        with self._starting:
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+                self._thread = threading.Thread(target=self._loop.run_forever, name="lojal-sendgrid", daemon=True)
+                self._thread.start()
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
 
     def close(self) -> None:
