@@ -22,6 +22,7 @@ night of the run that got it accepted, not the night it was planned for.
 from __future__ import annotations
 
 import hashlib
+from contextlib import contextmanager
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -162,17 +163,18 @@ def settle(engine: Engine, results: Sequence[DeliveryResult], attempts: Mapping[
     return settle_and_claim(engine, results, attempts, night, max_attempts)[0]
 
 
-def settle_and_claim(engine: Engine, results: Sequence[DeliveryResult], attempts: Mapping[str, int], night: date,
+def settle_and_claim(engine: Engine | Connection, results: Sequence[DeliveryResult], attempts: Mapping[str, int], night: date,
                      max_attempts: int, next_ids: Sequence[str] = (), backend: str = ""
                      ) -> tuple[list[Settled], dict[str, int]]:
     """`settle` these results and `claim` the next window in ONE transaction (one commit per window
     instead of two; the next window is committed `sending` before its requests leave, as `claim`
-    does). Returns the settled messages and the next window's {message_id: attempt number}."""
+    does). Returns the settled messages and the next window's {message_id: attempt number}.
+    `engine` may be a Connection held across windows (no pool check-out per window)."""
     params, settled = _settle_params(results, attempts, night, max_attempts)
     claimed: dict[str, int] = {}
     if not params and not next_ids:
         return settled, claimed
-    with engine.begin() as conn:
+    with _transaction(engine) as conn:
         if params:
             conn.execute(update(send_ledger).where(c.message_id == bindparam("mid"), c.state == SENDING)
                          .values(state=bindparam("st"), error=bindparam("err"), provider_message_id=bindparam("pid"),
@@ -181,6 +183,16 @@ def settle_and_claim(engine: Engine, results: Sequence[DeliveryResult], attempts
         if next_ids:
             claimed = _claim(conn, next_ids, night, backend)
     return settled, claimed
+
+
+@contextmanager
+def _transaction(bind: Engine | Connection):
+    if isinstance(bind, Engine):
+        with bind.begin() as conn:
+            yield conn
+    else:
+        with bind.begin():
+            yield bind
 
 
 def _settle_params(results: Sequence[DeliveryResult], attempts: Mapping[str, int], night: date,

@@ -414,19 +414,20 @@ def _delivery_pass(engine: Engine, backend: DeliveryBackend, queue: list[Outgoin
     size = max(1, int(backend.concurrency))
     windows = [queue[start:start + size] for start in range(0, len(queue), size)]
     attempts = ledger.claim(engine, [m.message_id for m in windows[0]], night, backend.name) if windows else {}
-    for number, candidates in enumerate(windows):
-        window = [m for m in candidates if m.message_id in attempts]
-        results = _send_window(engine, backend, window, attempts, night, settings) if window else []
-        _tally(tally, results)
-        tally.paused = pause_reason(tally, settings)
-        following = windows[number + 1] if number + 1 < len(windows) and not tally.paused else []
-        settled, attempts = ledger.settle_and_claim(engine, results, attempts, night, settings.max_attempts,
-                                                    [m.message_id for m in following], backend.name)
-        _count(outcome, results, settled)
-        by_id = {m.message_id: m for m in window}
-        retry += [by_id[s.message_id] for s in settled if s.state == ledger.FAILED]
-        if tally.paused:
-            break
+    with engine.connect() as conn:  # one connection for the pass: no pool check-out per window
+        for number, candidates in enumerate(windows):
+            window = [m for m in candidates if m.message_id in attempts]
+            results = _send_window(engine, backend, window, attempts, night, settings) if window else []
+            _tally(tally, results)
+            tally.paused = pause_reason(tally, settings)
+            following = windows[number + 1] if number + 1 < len(windows) and not tally.paused else []
+            settled, attempts = ledger.settle_and_claim(conn, results, attempts, night, settings.max_attempts,
+                                                        [m.message_id for m in following], backend.name)
+            _count(outcome, results, settled)
+            by_id = {m.message_id: m for m in window}
+            retry += [by_id[s.message_id] for s in settled if s.state == ledger.FAILED]
+            if tally.paused:
+                break
     return retry
 
 
