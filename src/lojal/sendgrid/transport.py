@@ -7,10 +7,10 @@ timeouts, and SendGrid's answers mapped to the delivery contract's outcomes.
     429                      wait for X-RateLimit-Reset (plus jitter) and send again, at most
                              max_rate_wait seconds in total, then failed
     5xx                      failed (the ledger retries it in a later attempt)
-    no connection, or an error while writing the request
-                             the body never fully left: retried with exponential backoff and full
+    no connection (refused, unreachable, TLS refused, connect timeout)
+                             the request never left: retried with exponential backoff and full
                              jitter `connect_retries` times, then failed
-    timeout or dropped connection after the body was sent
+    timeout, dropped connection or a cut-off answer once the request was handed to the OS
                              unknown: SendGrid may have accepted it; never resent blindly
 
 One `Transport` runs its own event loop in one background thread: `post_many` hands it a window of
