@@ -3,7 +3,8 @@ process) with Lojal's pooled keep-alive transport and with the official `sendgri
 default (one connection per request, one thread), in the same run; then Event Webhook ingestion
 into PostgreSQL (`lojal webhook serve` as its own process) against one transaction per event.
 
-    .venv/bin/python bench/send.py [--messages 100000] [--naive-messages 20000] [--events 100000] [--json]
+    .venv/bin/python bench/send.py [--messages 100000] [--naive-messages 20000] [--path-messages 20000]
+                                   [--events 100000] [--json]
 
 Every message is checked afterwards by the local SendGrid's own count: accepted exactly once,
 0 duplicates. Every event is checked in PostgreSQL: all stored, none twice.
@@ -12,6 +13,7 @@ Every message is checked afterwards by the local SendGrid's own count: accepted 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -105,6 +107,39 @@ def official(url: str, count: int, html_kb: int, offset: int) -> dict:
             "client_cpu_ms_per_message": cpu / count * 1000}
 
 
+def whole_path(url: str, store_url: str, count: int, html_kb: int, concurrency: int, offset: int) -> dict:
+    """`lojal.pipeline.deliver` as a run calls it: every window of `concurrency` messages committed
+    `sending` in the ledger before its requests leave, each message settled after (claim/settle)."""
+    from datetime import date
+
+    import pandas as pd
+
+    from lojal import ledger
+    from lojal.config import Delivery, SendGridSettings, Tracking
+    from lojal.pipeline import deliver
+    from lojal.sendgrid.backend import SendGridBackend
+    from lojal.store import connect
+    from lojal.store.db import init_schema
+
+    engine = connect(store_url)
+    init_schema(engine)
+    night = date(2026, 11, 24)
+    ids = range(offset, offset + count)
+    rows = ledger.plan(engine, "win_back", night, pd.DataFrame({"customer_id": list(ids), "occasion_key": "once"}))
+    prepared = [dataclasses.replace(m, message_id=mid, custom_args={**m.custom_args, "lojal_message_id": mid})
+                for m, mid in zip(messages(count, html_kb, offset), rows["message_id"])]
+    settings = Delivery(backend="sendgrid", sendgrid=SendGridSettings(concurrency=concurrency))
+    backend = SendGridBackend(settings.sendgrid, Tracking(), api_key=KEY, base_url=url)
+    started, cpu = time.perf_counter(), time.process_time()
+    outcome = deliver(engine, backend, prepared, night, settings)
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    backend.finish()
+    sent = ledger.state_counts(engine)
+    engine.dispose()
+    return {"messages": count, "seconds": seconds, "per_s": count / seconds, "ledger": dict(sent),
+            "delivered": outcome.delivered, "client_cpu_ms_per_message": cpu / count * 1000}
+
+
 def process_cpu_seconds(pid: int) -> float:
     """user + system CPU seconds of another process (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -120,16 +155,64 @@ def bench_send(args) -> dict:
         ours = pooled(url, args.messages, args.html_kb, args.concurrency, args.window)
         ours["server_cpu_ms_per_message"], server_cpu = _cpu_since(proc.pid, server_cpu, args.messages)
         naive = official(url, args.naive_messages, args.html_kb, offset=args.messages)
-        naive["server_cpu_ms_per_message"], _ = _cpu_since(proc.pid, server_cpu, args.naive_messages)
+        naive["server_cpu_ms_per_message"], server_cpu = _cpu_since(proc.pid, server_cpu, args.naive_messages)
+        paths, offset = {}, args.messages + args.naive_messages
+        for name, store_url in _stores(args):
+            paths[name] = whole_path(url, store_url, args.path_messages, args.html_kb, args.concurrency, offset)
+            paths[name]["server_cpu_ms_per_message"], server_cpu = _cpu_since(proc.pid, server_cpu,
+                                                                              args.path_messages)
+            offset += args.path_messages
         stats = httpx.get(f"{url}/_local/stats").json()
     finally:
         proc.terminate()
         proc.wait(10)
-    expected = args.messages + args.naive_messages
+        for _, store_url in _stores(args):
+            _drop_store(store_url)
+    expected = args.messages + args.naive_messages + args.path_messages * len(paths)
     return {"pooled": ours, "official_client": naive, "ratio": ours["per_s"] / naive["per_s"],
+            "whole_delivery_path": paths,
             "local_sendgrid": {k: stats[k] for k in ("accepted", "requests", "duplicates", "rejected",
                                                      "distinct_message_ids", "connections", "max_in_flight")},
             "exactly_once": stats["accepted"] == stats["distinct_message_ids"] == expected and stats["duplicates"] == 0}
+
+
+def _stores(args) -> list[tuple[str, str]]:
+    """The ledger stores the whole-path figure runs on: SQLite in a temporary folder, and a fresh
+    PostgreSQL database when the server answers."""
+    if not args.path_messages:
+        return []
+    if not hasattr(args, "_stores"):
+        import tempfile
+
+        args._stores = [("sqlite", f"sqlite:///{tempfile.mkdtemp(prefix='lojal-bench-')}/store.db")]
+        if postgres_reachable():
+            args._stores.append(("postgresql", _new_postgres_database()))
+    return args._stores
+
+
+def _new_postgres_database() -> str:
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    name = f"lojal_bench_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+
+
+def _drop_store(store_url: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    if store_url.startswith("sqlite:///"):
+        import shutil
+
+        shutil.rmtree(Path(store_url.removeprefix("sqlite:///")).parent, ignore_errors=True)
+        return
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{store_url.rsplit("/", 1)[1]}" WITH (FORCE)'))
+    admin.dispose()
 
 
 def _cpu_since(pid: int, before: float, count: int) -> tuple[float, float]:
@@ -246,6 +329,8 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=100_000, help="messages through the pooled transport")
     parser.add_argument("--naive-messages", type=int, default=20_000,
                         help="messages through the official client (at most --messages)")
+    parser.add_argument("--path-messages", type=int, default=20_000,
+                        help="messages through the whole delivery path (ledger claim/settle), per store (0: skip)")
     parser.add_argument("--html-kb", type=int, default=16, help="size of each message's HTML part")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--window", type=int, default=256, help="messages per send_batch call")
@@ -277,6 +362,10 @@ def main() -> None:
         part = send[name]
         print(f"  {name}: CPU per message {part['client_cpu_ms_per_message']:.2f} ms in the client, "
               f"{part['server_cpu_ms_per_message']:.2f} ms in the local SendGrid")
+    for name, part in send["whole_delivery_path"].items():
+        print(f"  whole delivery path (pipeline.deliver, ledger on {name}, windows of {args.concurrency}): "
+              f"{part['messages']:,} messages in {part['seconds']:.1f} s = {part['per_s']:,.0f} msg/s, "
+              f"{part['client_cpu_ms_per_message']:.2f} ms CPU per message in the run's process; ledger {part['ledger']}")
     print(f"  ratio {send['ratio']:.1f}x; local SendGrid counted {send['local_sendgrid']} "
           f"exactly once: {send['exactly_once']}")
     if args.events:

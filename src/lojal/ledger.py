@@ -22,6 +22,7 @@ night of the run that got it accepted, not the night it was planned for.
 from __future__ import annotations
 
 import hashlib
+from contextlib import contextmanager
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -131,16 +132,20 @@ def close(engine: Engine, reasons: Mapping[str, str], state: str) -> None:
 def claim(engine: Engine, message_ids: Sequence[str], night: date, backend: str) -> dict[str, int]:
     """Commit these messages as `sending` (next attempt number, time, night, backend) before their
     requests leave. Only sendable rows are claimed; returns {message_id: attempt number}."""
+    with engine.begin() as conn:
+        return _claim(conn, message_ids, night, backend)
+
+
+def _claim(conn: Connection, message_ids: Sequence[str], night: date, backend: str) -> dict[str, int]:
     now = _utcnow()
     claimed: dict[str, int] = {}
-    with engine.begin() as conn:
-        for chunk in _chunks(list(message_ids)):
-            rows = conn.execute(
-                update(send_ledger).where(c.message_id.in_(chunk), c.state.in_(SENDABLE))
-                .values(state=SENDING, attempts=c.attempts + 1, attempted_at=now, attempt_run_date=night,
-                        backend=backend, settled_at=now)
-                .returning(c.message_id, c.attempts))
-            claimed.update({m: int(a) for m, a in rows})
+    for chunk in _chunks(list(message_ids)):
+        rows = conn.execute(
+            update(send_ledger).where(c.message_id.in_(chunk), c.state.in_(SENDABLE))
+            .values(state=SENDING, attempts=c.attempts + 1, attempted_at=now, attempt_run_date=night,
+                    backend=backend, settled_at=now)
+            .returning(c.message_id, c.attempts))
+        claimed.update({m: int(a) for m, a in rows})
     return claimed
 
 
@@ -155,6 +160,43 @@ def settle(engine: Engine, results: Sequence[DeliveryResult], attempts: Mapping[
            max_attempts: int) -> list[Settled]:
     """Record each message's outcome (rows must be `sending`): sent, rejected, unknown, failed, or
     abandoned when a failed message used its last attempt."""
+    return settle_and_claim(engine, results, attempts, night, max_attempts)[0]
+
+
+def settle_and_claim(engine: Engine | Connection, results: Sequence[DeliveryResult], attempts: Mapping[str, int], night: date,
+                     max_attempts: int, next_ids: Sequence[str] = (), backend: str = ""
+                     ) -> tuple[list[Settled], dict[str, int]]:
+    """`settle` these results and `claim` the next window in ONE transaction (one commit per window
+    instead of two; the next window is committed `sending` before its requests leave, as `claim`
+    does). Returns the settled messages and the next window's {message_id: attempt number}.
+    `engine` may be a Connection held across windows (no pool check-out per window)."""
+    params, settled = _settle_params(results, attempts, night, max_attempts)
+    claimed: dict[str, int] = {}
+    if not params and not next_ids:
+        return settled, claimed
+    with _transaction(engine) as conn:
+        if params:
+            conn.execute(update(send_ledger).where(c.message_id == bindparam("mid"), c.state == SENDING)
+                         .values(state=bindparam("st"), error=bindparam("err"), provider_message_id=bindparam("pid"),
+                                 accepted_at=bindparam("at"), accepted_on=bindparam("on"), settled_at=_utcnow()),
+                         params)
+        if next_ids:
+            claimed = _claim(conn, next_ids, night, backend)
+    return settled, claimed
+
+
+@contextmanager
+def _transaction(bind: Engine | Connection):
+    if isinstance(bind, Engine):
+        with bind.begin() as conn:
+            yield conn
+    else:
+        with bind.begin():
+            yield bind
+
+
+def _settle_params(results: Sequence[DeliveryResult], attempts: Mapping[str, int], night: date,
+                   max_attempts: int) -> tuple[list[dict], list[Settled]]:
     now = _utcnow()
     params, settled = [], []
     for r in results:
@@ -166,13 +208,7 @@ def settle(engine: Engine, results: Sequence[DeliveryResult], attempts: Mapping[
                        "pid": r.provider_id, "at": (r.accepted_at or now) if accepted else None,
                        "on": night if accepted else None})
         settled.append(Settled(r.message_id, state, error))
-    if params:
-        statement = (update(send_ledger).where(c.message_id == bindparam("mid"), c.state == SENDING)
-                     .values(state=bindparam("st"), error=bindparam("err"), provider_message_id=bindparam("pid"),
-                             accepted_at=bindparam("at"), accepted_on=bindparam("on"), settled_at=now))
-        with engine.begin() as conn:
-            conn.execute(statement, params)
-    return settled
+    return params, settled
 
 
 def fail_unbuilt(engine: Engine, failures: Mapping[str, str], max_attempts: int) -> None:

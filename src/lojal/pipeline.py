@@ -407,42 +407,55 @@ def deliver(engine: Engine, backend: DeliveryBackend, messages: list[OutgoingMes
 
 def _delivery_pass(engine: Engine, backend: DeliveryBackend, queue: list[OutgoingMessage], night: date,
                    settings: Delivery, tally: Tally, outcome: BatchOutcome) -> list[OutgoingMessage]:
-    """One pass over `queue`; returns the messages to try again."""
+    """One pass over `queue` in windows of `backend.concurrency`; returns the messages to try again.
+    A window's results are settled in the same transaction that claims the next window (one commit
+    per window); the first window is claimed on its own."""
     retry: list[OutgoingMessage] = []
     size = max(1, int(backend.concurrency))
-    for start in range(0, len(queue), size):
-        attempts = ledger.claim(engine, [m.message_id for m in queue[start:start + size]], night, backend.name)
-        window = [m for m in queue[start:start + size] if m.message_id in attempts]
-        if not window:
-            continue
-        try:
-            results = backend.send_batch(window)
-        except DeliveryAuthError as exc:
-            done = [r for r in exc.results if r is not None]
-            ledger.settle(engine, done, attempts, night, settings.max_attempts)
-            ledger.release(engine, [m.message_id for m in window], f"not sent: {exc}")  # the refused ones
-            raise
-        except DeliveryError:
-            raise
-        except Exception:  # noqa: BLE001 - one message the backend cannot take fails alone
-            results = _one_by_one(backend, window)
-        settled = ledger.settle(engine, results, attempts, night, settings.max_attempts)
-        _count(outcome, tally, results, settled)
-        by_id = {m.message_id: m for m in window}
-        retry += [by_id[s.message_id] for s in settled if s.state == ledger.FAILED]
-        tally.paused = pause_reason(tally, settings)
-        if tally.paused:
-            break
+    windows = [queue[start:start + size] for start in range(0, len(queue), size)]
+    attempts = ledger.claim(engine, [m.message_id for m in windows[0]], night, backend.name) if windows else {}
+    with engine.connect() as conn:  # one connection for the pass: no pool check-out per window
+        for number, candidates in enumerate(windows):
+            window = [m for m in candidates if m.message_id in attempts]
+            results = _send_window(engine, backend, window, attempts, night, settings) if window else []
+            _tally(tally, results)
+            tally.paused = pause_reason(tally, settings)
+            following = windows[number + 1] if number + 1 < len(windows) and not tally.paused else []
+            settled, attempts = ledger.settle_and_claim(conn, results, attempts, night, settings.max_attempts,
+                                                        [m.message_id for m in following], backend.name)
+            _count(outcome, results, settled)
+            by_id = {m.message_id: m for m in window}
+            retry += [by_id[s.message_id] for s in settled if s.state == ledger.FAILED]
+            if tally.paused:
+                break
     return retry
 
 
-def _count(outcome: BatchOutcome, tally: Tally, results: list[DeliveryResult], settled: list) -> None:
+def _send_window(engine: Engine, backend: DeliveryBackend, window: list[OutgoingMessage], attempts: dict[str, int],
+                 night: date, settings: Delivery) -> list[DeliveryResult]:
+    try:
+        return backend.send_batch(window)
+    except DeliveryAuthError as exc:
+        done = [r for r in exc.results if r is not None]
+        ledger.settle(engine, done, attempts, night, settings.max_attempts)
+        ledger.release(engine, [m.message_id for m in window], f"not sent: {exc}")  # the refused ones
+        raise
+    except DeliveryError:
+        raise
+    except Exception:  # noqa: BLE001 - one message the backend cannot take fails alone
+        return _one_by_one(backend, window)
+
+
+def _tally(tally: Tally, results: list[DeliveryResult]) -> None:
+    tally.attempts += len(results)
+    tally.errors += sum(result.outcome != ledger.SENT for result in results)
+
+
+def _count(outcome: BatchOutcome, results: list[DeliveryResult], settled: list) -> None:
     for result, final in zip(results, settled):
         outcome.attempts += 1
-        tally.attempts += 1
         if result.outcome != ledger.SENT:
             outcome.errors += 1
-            tally.errors += 1
         outcome.failed.pop(result.message_id, None)  # an earlier pass's failure, retried now
         if final.state == ledger.SENT:
             outcome.states[ledger.SENT] += 1

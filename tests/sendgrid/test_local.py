@@ -150,6 +150,21 @@ def test_past_the_configured_rate_it_answers_429_with_rate_limit_headers():
     assert sg.stats()["rate_limited"] == len(limited)
 
 
+def test_rate_limit_bursts_hold_only_at_the_start_of_each_period():
+    def statuses_when(phase_from: float, phase_to: float, start: int) -> list[int]:
+        while not phase_from <= time.time() % 2.0 < phase_to:
+            time.sleep(0.01)
+        return [client.post(f"{sg.url}/v3/mail/send", json=body(i), headers={"Authorization": "Bearer x"}).status_code
+                for i in range(start, start + 5)]
+
+    with LocalSendGrid(LocalOptions(rate_limit=1, rate_limit_every=2.0, rate_limit_for=1.0)) as sg, \
+            httpx.Client() as client:
+        free = statuses_when(1.05, 1.6, 0)     # the unlimited part of the period
+        limited = statuses_when(0.05, 0.6, 10)  # the first second: 1 request a second
+    assert free == [202] * 5
+    assert limited.count(429) >= 4 and sg.stats()["rate_limited"] == limited.count(429)
+
+
 def test_fault_flags_500s_latency_and_dropped_connections():
     with LocalSendGrid(LocalOptions(error_rate=1.0)) as sg:
         response = post(sg, body())

@@ -8,12 +8,12 @@ HTTP client's Authorization header: no repr, log line, error or result carries i
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Sequence
 
 import httpx
+import orjson
 
 from lojal.config import SendGridSettings, Tracking
 from lojal.delivery.base import DeliveryResult
@@ -67,7 +67,7 @@ class SendGridBackend:
     name = "sendgrid"
 
     def __init__(self, settings: SendGridSettings, tracking: Tracking, *, api_key: str | None = None,
-                 base_url: str | None = None, transport: httpx.BaseTransport | None = None, **transport_options):
+                 base_url: str | None = None, transport: httpx.AsyncBaseTransport | None = None, **transport_options):
         self.settings = settings
         self.tracking = tracking
         self.concurrency = settings.concurrency
@@ -86,8 +86,9 @@ class SendGridBackend:
         return f"SendGridBackend({self.base_url}, concurrency={self.concurrency})"
 
     def body(self, message: OutgoingMessage) -> bytes:
-        return json.dumps(mail_send_body(message, self.tracking, self.settings), ensure_ascii=False,
-                          separators=(",", ":")).encode("utf-8")
+        # orjson: compact UTF-8 JSON in ~5 us for a 17.7 KB body against 110-250 us for
+        # json.dumps(ensure_ascii=False), up to half of the client's CPU per message (bench/send_encode.py)
+        return orjson.dumps(mail_send_body(message, self.tracking, self.settings))
 
     def send_batch(self, messages: Sequence[OutgoingMessage]) -> list[DeliveryResult]:
         answers = self._transport.post_many([self.body(m) for m in messages])

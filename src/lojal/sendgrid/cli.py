@@ -1,6 +1,6 @@
 """CLI: `lojal sendgrid-local` (the strict local SendGrid) and `lojal webhook serve` (the Event Webhook).
 
-    lojal sendgrid-local --port 3025 [--api-key KEY] [--webhook-url URL] [--rate-limit N]
+    lojal sendgrid-local --port 3025 [--api-key KEY] [--webhook-url URL] [--rate-limit N [--rate-limit-every S --rate-limit-for S]]
                          [--error-rate P] [--latency-ms MS] [--drop-rate P] [--event-rates k=v,...]
     lojal webhook serve --port 3026 [--project DIR] [--insecure-no-verify]
 """
@@ -27,6 +27,9 @@ def sendgrid_local(
     api_key: Annotated[Optional[str], typer.Option("--api-key", help="the only Bearer key accepted (default: any)")] = None,
     webhook_url: Annotated[Optional[str], typer.Option("--webhook-url", help="post signed Event Webhook batches here")] = None,
     rate_limit: Annotated[int, typer.Option("--rate-limit", help="requests per second before 429 (0: none)")] = 0,
+    rate_limit_every: Annotated[float, typer.Option("--rate-limit-every", help=(
+        "seconds; with it the rate limit holds only in the first --rate-limit-for seconds of each period"))] = 0.0,
+    rate_limit_for: Annotated[float, typer.Option("--rate-limit-for", help="see --rate-limit-every")] = 1.0,
     error_rate: Annotated[float, typer.Option("--error-rate", help="share of requests answered 500")] = 0.0,
     latency_ms: Annotated[float, typer.Option("--latency-ms", help="mean added latency per request")] = 0.0,
     drop_rate: Annotated[float, typer.Option("--drop-rate", help="share of connections dropped after the body was read")] = 0.0,
@@ -48,7 +51,8 @@ def sendgrid_local(
         rates = parse_event_rates(event_rates)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    options = LocalOptions(api_key=api_key, rate_limit=rate_limit, error_rate=error_rate, latency_ms=latency_ms,
+    options = LocalOptions(api_key=api_key, rate_limit=rate_limit, rate_limit_every=rate_limit_every,
+                           rate_limit_for=rate_limit_for, error_rate=error_rate, latency_ms=latency_ms,
                            drop_rate=drop_rate, drop_accepted_share=drop_accepted_share, webhook_url=webhook_url,
                            event_rates=rates, webhook_batch_size=batch_size, keep_bodies=keep_bodies, seed=seed)
 

@@ -46,6 +46,8 @@ DEFAULT_EVENT_RATES = {"delivered": 0.93, "deferred": 0.03, "bounce": 0.02, "dro
 class LocalOptions:
     api_key: str | None = None          # None: any non-empty Bearer key is accepted
     rate_limit: int = 0                 # requests per second before 429 (0: unlimited)
+    rate_limit_every: float = 0.0       # >0: the rate limit holds only in the first `rate_limit_for`
+    rate_limit_for: float = 1.0         #     seconds of every `rate_limit_every` (429 bursts at any speed)
     error_rate: float = 0.0             # share of requests answered 500 (nothing accepted)
     latency_ms: float = 0.0             # added before every Mail Send answer
     drop_rate: float = 0.0              # share of requests whose connection is closed after the body was read
@@ -283,10 +285,11 @@ class LocalSendGrid:
         return self.options.api_key is None or secrets.compare_digest(token.strip(), self.options.api_key)
 
     def _rate_limit(self) -> dict | None:
-        limit = self.options.rate_limit
-        if not limit:
+        limit, every = self.options.rate_limit, self.options.rate_limit_every
+        now = time.time()
+        if not limit or (every and now % every >= self.options.rate_limit_for):
             return None
-        second = int(time.time())
+        second = int(now)
         window, used = self._window if self._window[0] == second else (second, 0)
         reset = {"X-RateLimit-Limit": str(limit), "X-RateLimit-Reset": str(second + 1)}
         if used >= limit:

@@ -1,5 +1,5 @@
-"""Posting Mail Send requests: one pooled keep-alive httpx client, bounded concurrency, timeouts,
-and SendGrid's answers mapped to the delivery contract's outcomes.
+"""Posting Mail Send requests: bounded concurrency on one event loop, kept-alive connections,
+timeouts, and SendGrid's answers mapped to the delivery contract's outcomes.
 
     202                      sent (X-Message-Id, accepted_at); 200 = sandbox mode (validated, not delivered)
     400, 413, other 4xx      rejected, with SendGrid's error text (never retried)
@@ -7,29 +7,36 @@ and SendGrid's answers mapped to the delivery contract's outcomes.
     429                      wait for X-RateLimit-Reset (plus jitter) and send again, at most
                              max_rate_wait seconds in total, then failed
     5xx                      failed (the ledger retries it in a later attempt)
-    no connection, or an error while writing the request
-                             the body never fully left: retried with exponential backoff and full
+    no connection (refused, unreachable, TLS refused, connect timeout)
+                             the request never left: retried with exponential backoff and full
                              jitter `connect_retries` times, then failed
-    timeout or dropped connection after the body was sent
+    timeout, dropped connection or a cut-off answer once the request was handed to the OS
                              unknown: SendGrid may have accepted it; never resent blindly
 
-One `Transport` is shared by the worker threads (httpx.Client is thread-safe); SendGrid's own
-client opens a connection per request, has no default timeout and is not thread-safe.
+One `Transport` runs its own event loop in one background thread: `post_many` hands it a window of
+bodies and blocks until every one has an answer; at most `concurrency` requests are in flight, over
+at most `concurrency` kept-alive connections (`lojal.sendgrid.connection`, h11 on asyncio). An
+httpx transport may be passed instead (tests stage faults with httpx.MockTransport); the outcome
+mapping is the same. SendGrid's own client opens a connection per request, has no default timeout
+and is not thread-safe.
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import random
-import socket
+import ssl
+import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import httpx
 
 from lojal.delivery.base import FAILED, REJECTED, SENT, UNKNOWN
+from lojal.sendgrid.connection import ConnectionPool, Reply
 
 MAIL_SEND_PATH = "/v3/mail/send"
 # Raised before the request was completely written: SendGrid cannot have accepted it.
@@ -56,56 +63,85 @@ class Answer:
 class Transport:
     def __init__(self, base_url: str, api_key: str, *, concurrency: int = 16, connect_timeout: float = 5,
                  timeout: float = 30, connect_retries: int = 3, max_rate_wait: float = 60,
-                 transport: httpx.BaseTransport | None = None, sleep: Callable[[float], None] = time.sleep,
-                 rng: random.Random | None = None):
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 sleep: Callable[[float], Awaitable | None] = asyncio.sleep, rng: random.Random | None = None,
+                 tls_context: ssl.SSLContext | None = None):
         self.concurrency = concurrency
         self.connect_retries = connect_retries
         self.max_rate_wait = max_rate_wait
         self._sleep = sleep
         self._random = rng or random.Random()
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency, keepalive_expiry=30)
-        # TCP_NODELAY: the request head and body leave in two writes; without it Nagle holds the body
-        # back until the head is acknowledged (milliseconds per request on a kept-alive connection).
-        transport = transport or httpx.HTTPTransport(limits=limits, retries=0,
-                                                     socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
         self._url = httpx.URL(base_url.rstrip("/") + MAIL_SEND_PATH)  # parsed once, not per request
-        self._client = httpx.Client(
-            transport=transport,
-            headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json",
-                     "User-Agent": "lojal"},
-            timeout=httpx.Timeout(timeout, connect=connect_timeout, pool=timeout + max_rate_wait))
-        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="lojal-sendgrid") if concurrency > 1 else None
+        self._head = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json",
+                      "User-Agent": "lojal"}
+        self._timeouts = (connect_timeout, timeout)
+        self._httpx_transport = transport
+        self._tls_context = tls_context  # None: the system's trust store (ssl.create_default_context)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._starting = threading.Lock()
+        self._exchange: Callable[[bytes], Awaitable[Reply]] | None = None
+        self._closers: list[Callable[[], Awaitable | None]] = []
 
     def __repr__(self) -> str:  # never the key
         return f"Transport({self._url}, concurrency={self.concurrency})"
 
     def post_many(self, bodies: Sequence[bytes]) -> list[Answer]:
         """Post every body, at most `concurrency` at once; answers in the order given."""
-        if self._pool is None or len(bodies) < 2:
-            return [self.post(body) for body in bodies]
-        return list(self._pool.map(self.post, bodies))
+        return self._run(self._post_all(bodies))
 
     def post(self, body: bytes) -> Answer:
+        return self.post_many([body])[0]
+
+    async def _post_all(self, bodies: Sequence[bytes]) -> list[Answer]:
+        if self._exchange is None:
+            self._exchange = self._open()
+        return list(await asyncio.gather(*(self._post(body) for body in bodies)))
+
+    def _open(self) -> Callable[[bytes], Awaitable[Reply]]:
+        connect_timeout, timeout = self._timeouts
+        if self._httpx_transport is None:
+            pool = ConnectionPool(self._url, self._head, size=self.concurrency, connect_timeout=connect_timeout,
+                                  timeout=timeout, tls_context=self._tls_context)
+            self._closers.append(pool.close)
+            return pool.post
+        client = httpx.AsyncClient(transport=self._httpx_transport, headers=self._head,
+                                   timeout=httpx.Timeout(timeout, connect=connect_timeout))
+        slots = asyncio.Semaphore(self.concurrency)
+        self._closers.append(client.aclose)
+
+        async def exchange(body: bytes) -> Reply:
+            async with slots:
+                response = await client.post(self._url, content=body)
+                return Reply(response.status_code, response.headers, response.text)
+        return exchange
+
+    async def _post(self, body: bytes) -> Answer:
         tries, waited = 0, 0.0
         while True:
             try:
-                response = self._client.post(self._url, content=body)
+                reply = await self._exchange(body)
             except NOT_SENT as exc:
                 if tries < self.connect_retries:
                     tries += 1
-                    self._sleep(self._random.uniform(0, min(0.2 * 2 ** tries, 5.0)))
+                    await self._pause(self._random.uniform(0, min(0.2 * 2 ** tries, 5.0)))
                     continue
                 return Answer(FAILED, error=f"request not sent after {tries + 1} tries: {_describe(exc)}")
             except httpx.TransportError as exc:
                 return Answer(UNKNOWN, error=f"no answer after the request was sent: {_describe(exc)}")
-            if response.status_code != 429:
-                return answer_for(response.status_code, response.headers, response.text)
-            pause = self._rate_pause(response.headers)
+            if reply.status != 429:
+                return answer_for(reply.status, reply.headers, reply.text)
+            pause = self._rate_pause(reply.headers)
             if waited + pause > self.max_rate_wait:
                 return Answer(FAILED, status=429, error=(
                     f"rate limited (429) for more than max_rate_wait_seconds={self.max_rate_wait:g}"))
             waited += pause
-            self._sleep(pause)
+            await self._pause(pause)
+
+    async def _pause(self, seconds: float) -> None:
+        result = self._sleep(seconds)
+        if inspect.isawaitable(result):
+            await result
 
     def _rate_pause(self, headers: httpx.Headers) -> float:
         try:
@@ -114,10 +150,31 @@ class Transport:
             return 1.0 + self._random.uniform(0, 0.5)
         return max(reset - time.time(), 0.0) + self._random.uniform(0.01, 0.25)
 
+    # ---- the event loop thread ---------------------------------------------------------------
+    def _run(self, coroutine):
+        with self._starting:
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+                self._thread = threading.Thread(target=self._loop.run_forever, name="lojal-sendgrid", daemon=True)
+                self._thread.start()
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
     def close(self) -> None:
-        if self._pool:
-            self._pool.shutdown(wait=True)
-        self._client.close()
+        if self._loop is None:
+            return
+        self._run(self._close_all())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+        self._loop = self._thread = self._exchange = None
+
+    async def _close_all(self) -> None:
+        for closer in self._closers:
+            result = closer()
+            if inspect.isawaitable(result):
+                await result
+        self._closers.clear()
+        await asyncio.sleep(0)  # let the closed transports finish
 
 
 def answer_for(status: int, headers, text: str) -> Answer:
