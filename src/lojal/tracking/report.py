@@ -13,6 +13,7 @@ start up to the attribution window after it (`tracking.attribution_window_days`)
 from __future__ import annotations
 
 import html
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -328,8 +329,8 @@ def nights_markdown(report: Report) -> str:
 
 
 def write_night_report(engine: Engine, state_dir, run_date: date, config, nights: int = 7):
-    """`<state>/runs/<night>/tracking.html` for the last `nights` nights up to `run_date`, and its
-    markdown. Built from the store (ledger, events, orders), never from one run's counters, so a
+    """`<state>/runs/<night>/tracking.html` for the last `nights` nights up to `run_date`, its
+    markdown, and the `Report` both are made from. Built from the store (ledger, events, orders), never from one run's counters, so a
     re-run of a night that sends nothing new shows the same numbers instead of an empty page."""
     from pathlib import Path
 
@@ -339,5 +340,7 @@ def write_night_report(engine: Engine, state_dir, run_date: date, config, nights
     folder = Path(state_dir) / "runs" / run_date.isoformat()
     folder.mkdir(parents=True, exist_ok=True)
     page = folder / "tracking.html"
-    page.write_text(render_html(report), encoding="utf-8")
-    return page, nights_markdown(report) + f"\n\nThe report with charts: `{page}`."
+    partial = folder / f".tracking.html.{os.getpid()}.tmp"
+    partial.write_text(render_html(report), encoding="utf-8")
+    os.replace(partial, page)  # readers see the previous page or this one, never half of one
+    return page, nights_markdown(report) + f"\n\nThe report with charts: `{page}`.", report
