@@ -82,17 +82,20 @@ def _sends(conn, date_from: date, date_to: date) -> list:
 
 
 def _orders(conn, since: datetime, until: datetime, customers: set[int]) -> list[Order]:
+    """Orders of these customers in [since, until) with their exact revenue and, when the shop passed
+    it through (orders.lojal_message_id), the e-mail they came from: attributed by link first."""
     o, lines = schema.orders, schema.order_lines
-    rows = conn.execute(select(o.c.order_id, o.c.customer_id, o.c.placed_at, lines.c.quantity, lines.c.unit_price)
+    rows = conn.execute(select(o.c.order_id, o.c.customer_id, o.c.placed_at, o.c.lojal_message_id, lines.c.quantity,
+                               lines.c.unit_price)
                         .join(lines, lines.c.order_id == o.c.order_id)
                         .where(o.c.placed_at >= since, o.c.placed_at < until)).all()
     totals: dict[int, list] = {}
-    for order_id, customer_id, placed_at, quantity, unit_price in rows:
+    for order_id, customer_id, placed_at, message_id, quantity, unit_price in rows:
         if customer_id not in customers:
             continue
-        entry = totals.setdefault(order_id, [customer_id, placed_at, Decimal(0)])
+        entry = totals.setdefault(order_id, [customer_id, placed_at, Decimal(0), message_id])
         entry[2] += _money(unit_price) * int(quantity)
-    return [Order(oid, cid, placed, revenue) for oid, (cid, placed, revenue) in totals.items()]
+    return [Order(oid, cid, placed, revenue, mid) for oid, (cid, placed, revenue, mid) in totals.items()]
 
 
 def gather(engine: Engine, date_from: date, date_to: date, currency: str = "NOK", window_days: float = 5,
