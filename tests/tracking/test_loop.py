@@ -28,7 +28,7 @@ D2 = D1 + timedelta(days=1)
 N = 150
 RATES = {"delivered": 1.0, "deferred": 0.0, "dropped": 0.0, "bounce": 0.08, "open": 0.5, "machine_open": 0.2,
          "click": 0.2, "spamreport": 0.04, "unsubscribe": 0.05, "group_unsubscribe": 0.0}
-pytestmark = pytest.mark.usefixtures("prefect_harness")
+pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.slow]
 
 
 class Served:
