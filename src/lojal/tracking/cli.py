@@ -128,13 +128,23 @@ def report_command(
     console.print(f"Report with charts: {out.resolve()} ({len(report.campaigns)} campaigns, nights {start} to {end})")
 
 
-def totals_table(report) -> Table:
-    """The report's numbers per campaign, as the terminal shows them."""
-    from lojal.tracking.night import table_rows
+TERMINAL_COLUMNS = (("sent", "sent"), ("delivered", "deliv"), ("opened", "opens"), ("clicked", "clicks"),
+                    ("bounced", "bounce"), ("unsubscribed", "unsub"), ("complained", "spam"))
 
-    rows = table_rows(report)
-    table = Table(*(rows[0].keys() if rows else ("campaign",)), title=f"E-mail results {report.date_from} to "
-                  f"{report.date_to}")
-    for row in rows:
-        table.add_row(*(str(v) for v in row.values()))
+
+def totals_table(report) -> Table:
+    """The report's numbers per campaign, narrow enough for an 80-column terminal (lift and its
+    interval are on the page)."""
+    from rich import box
+
+    from lojal.tracking.report import money_text
+
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, collapse_padding=True,
+                  title=f"E-mail results {report.date_from} to {report.date_to}")
+    table.add_column("campaign", overflow="fold")
+    for header in (*(short for _, short in TERMINAL_COLUMNS), "conv.", "revenue"):
+        table.add_column(header, justify="right", no_wrap=True)
+    for c in report.campaigns:
+        table.add_row(c.campaign_id, *(str(c.total(key)) for key, _ in TERMINAL_COLUMNS), str(c.conversions),
+                      money_text(c.revenue, report.currency))
     return table
