@@ -143,7 +143,31 @@ def test_events_and_one_click_unsubscribes_are_skipped_the_next_night_and_report
     assert numbers[1:3] == [str(sent), str(sent - bounced)]  # sent, delivered (a bounce is not delivered)
     assert numbers[5] == str(bounced)
     assert out.exists() and "Report with charts" in shown.output
-    assert second["tracking_report"] and (tmp_path / "state" / "runs" / D2.isoformat() / "tracking.html").exists()
+    page = tmp_path / "state" / "runs" / D2.isoformat() / "tracking.html"
+    assert second["tracking_report"] == str(page) and page.exists()
+    markdown, table, link = (_newest_artifact(key) for key in ("tracking-report", "tracking-table",
+                                                                "tracking-report-page"))
+    assert f"newly suppressed ({_reasons(second)})" in markdown.data and "| hello |" in markdown.data
+    assert "hello" in str(table.data) and page.resolve().as_uri() in str(link.data)
+
+
+def _reasons(result) -> str:
+    reasons = sorted(result["suppressions"]["reasons"].items(), key=lambda kv: (-kv[1], kv[0]))
+    return ", ".join(f"{reason} {n}" for reason, n in reasons)
+
+
+def _newest_artifact(key: str):
+    import anyio
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    async def read():
+        async with get_client() as client:
+            return await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+
+    found = anyio.run(read)
+    assert found, f"no {key} artifact"
+    return max(found, key=lambda a: a.created)  # other tests' runs share the server
 
 
 def _opted_out(local) -> set[str]:
