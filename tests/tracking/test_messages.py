@@ -62,3 +62,23 @@ def test_the_unsubscribe_url_is_signed_for_the_message_and_links_carry_its_id(pr
         url = message.headers["List-Unsubscribe"].strip("<>")
         assert url.startswith("https://mail.nordlys.example/unsubscribe/")
         assert verify_unsubscribe_token(url.rsplit("/", 1)[1], night.secrets).message_id == message.message_id
+
+
+def test_previews_of_a_shop_on_lojals_own_unsubscribe_page(project):
+    """Store-drawn previews work without brand.unsubscribe_url (they used to read it unchecked)."""
+    import yaml
+
+    from lojal.config import load_config
+    from lojal.render.store_samples import store_samples
+
+    brand = yaml.safe_load((project / "config" / "brand.yaml").read_text())
+    brand.pop("unsubscribe_url")
+    (project / "config" / "brand.yaml").write_text(yaml.safe_dump(brand, allow_unicode=True))
+    tracking = project / "config" / "tracking.yaml"
+    tracking.write_text(tracking.read_text() + "\npublic_url: https://mail.nordlys.example\n")
+    paths = Paths.resolve(project)
+    write_sample_shop(connect(paths.database_url), generate_shop(200, seed=5, until=NIGHT), replace=False)
+    samples = store_samples(paths, load_config(paths), NIGHT)
+    assert samples
+    for sample in samples.values():
+        assert sample.context["message"]["unsubscribe_url"].startswith("https://mail.nordlys.example/unsubscribe/")
