@@ -13,12 +13,24 @@ from lojal.store import schema
 from lojal.store.importer import import_file
 from lojal.tracking.report import gather
 
-from tracking.test_report import NIGHT, store  # noqa: F401 - the store with one night of sends, events, orders
+from lojal.store import connect
+from lojal.store.db import init_schema
+from tracking.test_report import NIGHT, fill
+
+
+@pytest.fixture
+def store(database_url):
+    """One night of sends, events and orders (tracking/test_report.py), on SQLite and PostgreSQL."""
+    engine = connect(database_url)
+    init_schema(engine)
+    fill(engine)
+    yield engine
+    engine.dispose()
 
 HEADER = "order_id,customer_id,placed_at,sku,quantity,unit_price,currency,lojal_message_id\n"
 
 
-def test_orders_carrying_the_message_id_are_attributed_by_it(store, tmp_path):  # noqa: F811
+def test_orders_carrying_the_message_id_are_attributed_by_it(store, tmp_path):
     orders = tmp_path / "orders.csv"
     orders.write_text(HEADER
                       + "200,6,2026-11-21T12:00:00,P1,2,199.90,NOK,m6\n"  # opened only, never clicked
@@ -35,7 +47,7 @@ def test_orders_carrying_the_message_id_are_attributed_by_it(store, tmp_path):  
     assert campaign.revenue == Decimal("199.90") * (8 + 2 + 1)
 
 
-def test_a_bad_message_id_names_file_line_and_column_and_nothing_is_written(store, tmp_path):  # noqa: F811
+def test_a_bad_message_id_names_file_line_and_column_and_nothing_is_written(store, tmp_path):
     orders = tmp_path / "orders.csv"
     orders.write_text(HEADER + "300,6,2026-11-21T12:00:00,P1,1,199.90,NOK,m6\n"
                       + "301,7,2026-11-21T12:00:00,P1,1,199.90,NOK,not a message id!\n", encoding="utf-8")
