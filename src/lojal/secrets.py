@@ -110,9 +110,11 @@ def _read_block(name: str, block_loader: Callable[[str], str] | None) -> str:
         from prefect.blocks.system import Secret
 
         def block_loader(block: str) -> str:
-            return Secret.load(block).get()
+            return Secret.load(block, _sync=True).get()  # never a coroutine, whatever loop is running
     try:
         value = block_loader(name)
+        if not isinstance(value, str):
+            raise TypeError("the block does not hold text")
     except Exception as exc:  # missing block, unreachable Prefect API: never echo anything it held
         raise TrackingConfigError(f"could not read the Prefect Secret block {name!r} named by tracking.secret_block "
                                   f"({type(exc).__name__}); create it (prefect block create secret) or set "

@@ -80,3 +80,15 @@ def test_a_short_readable_or_damaged_secret_is_refused_without_echoing_it(paths)
     key.write_text("x\n")
     with pytest.raises(TrackingConfigError, match="restore it from your backup"):
         load_secrets(paths, None, environ={})
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_real_prefect_secret_block(paths):
+    from prefect.blocks.system import Secret
+
+    Secret(value="k" * 48).save("lojal-shop-secret-test", overwrite=True)
+    secrets = load_secrets(paths, _Config("lojal-shop-secret-test"), environ={})
+    assert secrets.current == b"k" * 48 and "lojal-shop-secret-test" in secrets.source
+    with pytest.raises(TrackingConfigError, match="'lojal-no-such-block'"):
+        load_secrets(paths, _Config("lojal-no-such-block"), environ={})
+    assert not (paths.state / FILE_NAME).exists()
