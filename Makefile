@@ -30,6 +30,7 @@ demo: $(RUNTIME_STAMP)
 	$(BIN)/lojal db upgrade
 	$(BIN)/lojal sample-data --customers $(DEMO_CUSTOMERS) --seed $(DEMO_SEED) --replace
 	$(BIN)/lojal run
+	$(BIN)/lojal report --out $${LOJAL_HOME:-var}/report.html
 
 # Headless Chromium for the preview tests: Debian's package, installed when we may (root) and it is missing.
 browser:

@@ -31,6 +31,7 @@ from lojal.runlock import RunLock
 from lojal.store import connect
 from lojal.store.db import require_schema
 from lojal.report import campaign_markdown, night_markdown, write_run_report
+from lojal.tracking import night as tracking
 
 _NIGHTS: dict[str, tuple[pipeline.Night, object]] = {}
 
@@ -55,6 +56,14 @@ def reconcile_unsettled(night: pipeline.Night) -> dict[str, int]:
     if moved:
         get_run_logger().info("reconciled: %s", ", ".join(f"{k}: {v}" for k, v in sorted(moved.items())))
     return dict(moved)
+
+
+@task(cache_policy=NO_CACHE)
+def apply_suppressions(project: pipeline.Project):
+    """Webhook events -> suppressions before the night's data is read: skipped tonight, with the reason."""
+    applied = tracking.apply_suppressions(project.paths)
+    get_run_logger().info(tracking.suppressions_line(applied))
+    return applied
 
 
 @task(cache_policy=NO_CACHE)
@@ -159,6 +168,7 @@ def _deliver_night(project: pipeline.Project, run_date: date, fail_after: int | 
         backend = FailAfter(backend, fail_after)
     run_key = uuid.uuid4().hex
     try:
+        suppressed = apply_suppressions(quote(project))
         night = prepare_night(quote(project), run_date)
         reconciled = reconcile_unsettled(quote(night))
         night.plans = plan_campaigns(quote(night))
@@ -170,8 +180,10 @@ def _deliver_night(project: pipeline.Project, run_date: date, fail_after: int | 
         backend.finish()
     outbox = project.paths.outbox_dir(run_date)
     report = write_run_report(project.paths, run_date, summaries)
+    page = tracking.publish_report(project.paths, project.config, run_date, suppressed)
     return {"run_date": run_date.isoformat(), "delivery": backend.name, "outbox": str(outbox),
-            "report": str(report), "reconciled": reconciled, "campaigns": summaries}
+            "report": str(report), "reconciled": reconciled, "campaigns": summaries,
+            "suppressions": suppressed.as_dict(), "tracking_report": str(page) if page else None}
 
 
 class _RunRecord:

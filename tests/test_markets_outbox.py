@@ -23,7 +23,7 @@ from lojal.store.schema import send_ledger
 
 RUN_DATE = date(2026, 11, 24)
 pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.slow]
-_PRODUCT_LINK = re.compile(r'href="https://nordlys\.example/p/([a-z0-9-]+)\?[^"]*utm_content=([a-z0-9-]+)"')
+_PRODUCT_LINK = re.compile(r'href="https://nordlys\.example/p/([a-z0-9-]+)\?[^"]*utm_content=([a-z0-9-]+)[&"]')
 
 
 def test_every_email_in_the_outbox_has_its_markets_prices_and_language(project):

@@ -11,6 +11,7 @@ from lojal.paths import Paths
 from lojal.sample import generate_shop
 from lojal.sample.store import write_sample_shop
 from lojal.store import connect
+from lojal.tracking.tokens import verify_unsubscribe_token
 
 RUN_DATE = date(2026, 11, 24)
 
@@ -23,7 +24,7 @@ def _night(project):
     return night
 
 
-RECOMMENDED = re.compile(r'href="https://nordlys\.example/p/([a-z0-9-]+)\?[^"]*utm_content=product-\d"')
+RECOMMENDED = re.compile(r'href="https://nordlys\.example/p/([a-z0-9-]+)\?[^"]*utm_content=product-\d[&"]')
 
 
 def recommended_skus(message) -> set[str]:
@@ -63,7 +64,10 @@ def test_what_each_campaign_recommends(project):
     for message in messages[:20]:
         assert message.custom_args["lojal_campaign"] == "win_back"
         assert message.headers["List-Unsubscribe"].startswith("<https://nordlys.example/unsubscribe/")
-        assert f"/unsubscribe/{message.message_id}" in message.html
+        token = message.headers["List-Unsubscribe"][1:-1].rsplit("/", 1)[1]
+        assert f"/unsubscribe/{token}" in message.html  # the footer link is the header's signed URL
+        signed = verify_unsubscribe_token(token, night.secrets)
+        assert (signed.message_id, signed.email) == (message.message_id, message.to_email)
 
 
 def test_every_campaign_carries_recommendations_with_their_reasons(project):

@@ -33,9 +33,11 @@ from lojal.paths import Paths
 from lojal.planning import SENT_EARLIER_TONIGHT, CampaignAudience, assign_campaigns
 from lojal.reco import Recommender, fit_recommender
 from lojal.render import TemplateSet, load_templates
+from lojal.secrets import Secrets, load_secrets
 from lojal.segments import SegmentSet, evaluate_segments, load_segments
 from lojal.store import connect, load_shop_data
 from lojal.store.shopdata import ShopData
+from lojal.tracking.tokens import unsubscribe_url as signed_unsubscribe_url
 
 Progress = Callable[[str], None]
 
@@ -59,6 +61,7 @@ class Night:
     recommender: Recommender
     plans: list["CampaignPlan"] = field(default_factory=list)
     catalogue: MarketCatalogue | None = None  # prices per market, titles per locale
+    secrets: Secrets | None = field(default=None, repr=False)  # the shop's secret (lojal.secrets): tokens
 
 
 @dataclass
@@ -171,7 +174,9 @@ def prepare_night(project: Project, run_date: date, progress: Progress = lambda 
     progress("fitting recommendations")
     recommender = fit_recommender(data)
     catalogue = MarketCatalogue(project.config.market_set, data.products, data.prices, data.texts)
-    return Night(project, run_date, engine, data, features, membership, recommender, catalogue=catalogue)
+    secrets = load_secrets(project.paths, project.config)  # once per night; never logged
+    return Night(project, run_date, engine, data, features, membership, recommender, catalogue=catalogue,
+                 secrets=secrets)
 
 
 def plan_campaigns(night: Night) -> list[CampaignPlan]:
@@ -352,7 +357,9 @@ def _last_orders(data: ShopData, features: pd.DataFrame, customer_ids) -> dict[i
 def _message(night: Night, campaign: Campaign, customer: dict, occasion_key: str, message_id: str,
              last_order: dict | None, recs: list) -> OutgoingMessage:
     config = night.project.config
-    unsubscribe_url = config.brand.unsubscribe_url.replace("{token}", message_id)
+    to_email = sendable(customer["email"]).email
+    unsubscribe_url = signed_unsubscribe_url(config.unsubscribe_url_template, night.secrets, message_id, to_email,
+                                             customer["locale"] or config.brand.default_locale)
     context = {
         "customer": customer,
         "recommendations": [_localized(night, r.to_context(), customer) for r in recs],
@@ -364,7 +371,7 @@ def _message(night: Night, campaign: Campaign, customer: dict, occasion_key: str
     prefix = config.tracking.category_prefix
     return OutgoingMessage(
         message_id=message_id, campaign_id=campaign.id, customer_id=customer["id"],
-        to_email=sendable(customer["email"]).email, to_name=customer["first_name"] or "",
+        to_email=to_email, to_name=customer["first_name"] or "",
         from_email=config.sender.from_email, from_name=config.sender.from_name,
         reply_to=config.sender.reply_to, subject=rendered.subject, preheader=rendered.preheader,
         html=rendered.html, text=rendered.text,

@@ -49,6 +49,11 @@ class Applied:
     lifted: int = 0  # group unsubscribes lifted by a resubscribe
     events: int = 0  # events read
     position: int = 0  # the cursor after this pass
+    reasons: dict[str, int] = field(default_factory=dict)  # new suppressions by reason
+
+    def reason_text(self) -> str:
+        """`bounce 3, spam_report 1` (empty when nothing new was suppressed)."""
+        return ", ".join(f"{reason} {n}" for reason, n in sorted(self.reasons.items(), key=lambda kv: (-kv[1], kv[0])))
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -139,9 +144,10 @@ def _apply_one(engine: Engine, row, applied: Applied) -> None:
         applied.lifted += _lift_group(engine, row.email, row.asm_group_id, at)
         return
     reason = event_reason(row.event, row.raw_event, row.bounce_type)
-    if reason is not None:
-        applied.suppressed += add(engine, row.email, reason, "sendgrid-event", at,
-                                   row.asm_group_id if reason == GROUP_UNSUBSCRIBE else None, row.sg_event_id)
+    if reason is not None and add(engine, row.email, reason, "sendgrid-event", at,
+                                  row.asm_group_id if reason == GROUP_UNSUBSCRIBE else None, row.sg_event_id):
+        applied.suppressed += 1
+        applied.reasons[reason] = applied.reasons.get(reason, 0) + 1
 
 
 # --- the unsubscribe link ------------------------------------------------------------------------

@@ -114,8 +114,8 @@ def test_the_night_report_comes_from_the_store_so_a_rerun_does_not_empty_it(proj
     from lojal.tracking.report import write_night_report
 
     config = load_config(Paths.resolve(project))
-    page, markdown = write_night_report(store, tmp_path / "state", NIGHT, config)
-    again, markdown_again = write_night_report(store, tmp_path / "state", NIGHT, config)  # the re-run
+    page, markdown, _ = write_night_report(store, tmp_path / "state", NIGHT, config)
+    again, markdown_again, _ = write_night_report(store, tmp_path / "state", NIGHT, config)  # the re-run
     assert page == again and markdown == markdown_again
     assert "| win_back | 30 | 30 | 7 | 5 | 1 | 1 | 1 | 5 | 1\u202f599.20 NOK |" in markdown
     assert 'data-step="sent" data-value="30"' in page.read_text()

@@ -5,7 +5,8 @@ Filters (the whole documented set, see docs/templates.md):
     {{ amount | money(currency) }}      1299 | money("NOK") -> "kr 1 299,00" (nb), "1.299,00 kr." (da, DKK)
     {{ value | number }}                 1299.5 -> "1 299,5" (nb); number(2) fixes two decimals
     {{ d | date }}                       date/datetime -> "24. nov. 2026" (nb); date("long"|"short"|"full")
-    {{ url | utm("slot", key=value) }}   adds query parameters and utm_source/medium/campaign/content
+    {{ url | utm("slot", key=value) }}   adds query parameters and utm_source/medium/campaign/content,
+                                         and lojal_mid=<message id> (lojal.tracking.links) for attribution
     {{ rec | reason }}                   a recommendation's reason in the recipient's language
 
 One environment exists per (locale, autoescape): HTML bodies are autoescaped, subject, preheader and
@@ -39,6 +40,7 @@ from jinja2.visitor import NodeTransformer
 from markupsafe import Markup, escape
 
 from lojal.config import Tracking
+from lojal.tracking.links import with_message_id
 
 BABEL_LOCALES = {"en": "en_GB", "nb": "nb_NO", "sv": "sv_SE", "da": "da_DK"}
 
@@ -116,7 +118,10 @@ def _utm_filter(tracking: Tracking) -> Callable[..., str]:
         campaign = context.get("campaign")
         campaign_id = campaign.get("id", "unknown") if type(campaign) is dict else "unknown"
         extra = tuple((k, str(v)) for k, v in query.items()) if query else ()
-        return tracked(str(url), campaign_id, str(slot), extra)
+        message = context.get("message")
+        message_id = message.get("id") if type(message) is dict else None
+        # the message id last, per message: the shared cache above keeps serving everyone else
+        return with_message_id(tracked(str(url), campaign_id, str(slot), extra), str(message_id or ""))
 
     return utm
 

@@ -98,7 +98,7 @@ def store_samples(paths: Paths, config: ProjectConfig, run_date: date | None = N
                     "last_order": last_orders.get(cid),
                     "campaign": {"id": audience.campaign.id, "name": audience.campaign.name},
                     "message": {"id": message_id, "run_date": run_date,
-                                "unsubscribe_url": config.brand.unsubscribe_url.replace("{token}", message_id)},
+                                "unsubscribe_url": config.unsubscribe_url_template.replace("{token}", message_id)},
                 }
                 samples[(audience.campaign.id, locale)] = StoreSample(f"{locale}-{cid}", locale, context)
         return samples

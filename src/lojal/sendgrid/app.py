@@ -176,16 +176,18 @@ def app_for_project(project: Path | None, verify: bool = True,
 
 
 def _unsubscribe_endpoint(paths, engine: Engine, report):
-    """`/unsubscribe/{token}` when a signing secret is configured (LOJAL_SECRET or tracking.secret_block)."""
+    """`/unsubscribe/{token}`, verified with the shop's one secret (lojal.secrets: LOJAL_SECRET, the
+    Prefect Secret block tracking.secret_block, else the store's generated secret.key)."""
     from lojal.config import load_config
     from lojal.errors import TrackingConfigError
-    from lojal.tracking.tokens import load_secrets
+    from lojal.secrets import load_secrets
     from lojal.tracking.unsubscribe import UnsubscribeEndpoint
 
     config = load_config(paths)
     try:
-        secrets = load_secrets(config.tracking.secret_block)
+        secrets = load_secrets(paths, config)
     except TrackingConfigError as exc:
         log.warning("no /unsubscribe endpoint: %s", exc)
         return None
+    log.info("unsubscribe tokens verified with the shop's secret from %s", secrets.source)
     return UnsubscribeEndpoint(engine, secrets, config.brand.name, report)

@@ -8,6 +8,7 @@ same file is safe. Column mapping: `--columns ours=theirs,...` (see docs/data.md
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,8 +51,9 @@ SPECS: dict[str, list[Column]] = {
                  Column("product_url", "url", False), Column("in_stock", "bool"), Column("margin", "share", False)],
     "orders": [Column("order_id", "id"), Column("customer_id", "id"), Column("placed_at", "datetime"),
                Column("sku", "str"), Column("quantity", "quantity"), Column("unit_price", "unit_price"),
-               Column("currency", "currency")],
+               Column("currency", "currency"), Column("lojal_message_id", "message_id", False)],
 }
+MESSAGE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 def parse_mapping(text: str | None) -> dict[str, str]:
@@ -130,9 +132,26 @@ def _convert(value, kind: str):
         return (None, error) if error else (text, None)
     if kind == "url":
         return (text, None) if text.startswith(("https://", "http://")) else (None, f"'{text}' is not an http(s) URL")
+    if kind == "message_id":
+        return _message_id(text)
     if any(ch in text for ch in "\r\n\x00"):
         return None, "contains a line break or NUL character"
     return text, None
+
+
+def _message_id(text: str) -> tuple[str | None, str | None]:
+    """An order's `lojal_message_id`: the `lojal_mid` value of the e-mail link the customer came from,
+    or the landing URL carrying it (a URL without it attributes by last click: None)."""
+    if text.startswith(("https://", "http://")):
+        from lojal.tracking.links import message_id_of
+
+        text = message_id_of(text) or ""
+        if not text:
+            return None, None
+    if MESSAGE_ID.fullmatch(text):
+        return text, None
+    return None, (f"'{text[:80]}' is not a Lojal message id; use the lojal_mid value of the e-mail link "
+                  "(letters, digits, . _ -, at most 64), the landing URL carrying it, or leave it empty")
 
 
 def _too_long(kind: str, name: str, value) -> str | None:
@@ -428,8 +447,8 @@ def _write(engine: Engine, kind: str, frame: pd.DataFrame, report: Report = _qui
         existing = {r for (r,) in conn.execute(select(schema.orders.c.order_id))}
         new = frame[~frame["order_id"].isin(existing)].copy()
         new["line_no"] = new.groupby("order_id").cumcount() + 1
-        heads = new.groupby("order_id", as_index=False).agg(customer_id=("customer_id", "first"),
-                                                            placed_at=("placed_at", "first"), currency=("currency", "first"))
+        firsts = {c: (c, "first") for c in ("customer_id", "placed_at", "currency", "lojal_message_id") if c in new}
+        heads = new.groupby("order_id", as_index=False).agg(**firsts)
         bulk_insert(conn, schema.orders, heads)
         bulk_insert(conn, schema.order_lines, new[["order_id", "line_no", "sku", "quantity", "unit_price"]],
                     progress=lambda n: report("writing", n))

@@ -61,6 +61,7 @@ orders = Table(
     Column("customer_id", BigInteger, ForeignKey("customers.customer_id"), nullable=False),
     Column("placed_at", DateTime, nullable=False),
     Column("currency", String(3), nullable=False),
+    Column("lojal_message_id", String(64), nullable=True),  # the e-mail the order came from (lojal_mid), if the shop passed it
     Index("ix_orders_customer_placed", "customer_id", "placed_at"),
     Index("ix_orders_placed", "placed_at"),
 )

@@ -98,24 +98,53 @@ def sync_command(project: ProjectOpt = None) -> None:
 
 
 def report_command(
-    date_from: Annotated[str, typer.Option("--from", help="first night YYYY-MM-DD")],
-    date_to: Annotated[str, typer.Option("--to", help="last night YYYY-MM-DD")],
+    date_from: Annotated[Optional[str], typer.Option("--from", help="first night YYYY-MM-DD (default: 6 nights before --to)")] = None,
+    date_to: Annotated[Optional[str], typer.Option("--to", help="last night YYYY-MM-DD (default: today in the shop's zone)")] = None,
     out: Annotated[Path, typer.Option("--out", help="the HTML file to write")] = Path("report.html"),
     cuped: Annotated[bool, typer.Option("--cuped/--no-cuped", help="adjust lift with pre-period spend")] = True,
     project: ProjectOpt = None,
 ) -> None:
-    """A self-contained HTML report: daily funnel, attributed revenue, lift with its interval, A/B arms."""
+    """A self-contained HTML report: daily funnel, attributed revenue, lift with its interval, A/B arms.
+    Prints the totals per campaign and where the page is."""
+    from datetime import timedelta
+
     from lojal.cli import parse_date
+    from lojal.clock import shop_today
     from lojal.config import load_config
     from lojal.paths import Paths
     from lojal.tracking.report import gather, render_html
 
-    start, end = parse_date(date_from, "--from"), parse_date(date_to, "--to")
+    config = load_config(Paths.resolve(project))
+    end = parse_date(date_to, "--to") or shop_today(config.brand.timezone)
+    start = parse_date(date_from, "--from") or end - timedelta(days=6)
     if end < start:
         raise typer.BadParameter("--to is before --from")
-    config = load_config(Paths.resolve(project))
     t = config.tracking
     report = gather(_engine(project), start, end, config.brand.currency, t.attribution_window_days, t.attribute_opens,
                     cuped, t.ab_confidence, t.ab_min_sample)
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render_html(report), encoding="utf-8")
-    console.print(f"{out}: {len(report.campaigns)} campaigns, {start} to {end}")
+    console.print(totals_table(report))
+    console.print(f"Report with charts: {out.resolve()} ({len(report.campaigns)} campaigns, nights {start} to {end})")
+
+
+TERMINAL_COLUMNS = (("sent", "sent"), ("delivered", "deliv"), ("opened", "opens"), ("clicked", "clicks"),
+                    ("bounced", "bounce"), ("unsubscribed", "unsub"), ("complained", "spam"))
+
+
+def totals_table(report) -> Table:
+    """The report's numbers per campaign, narrow enough for an 80-column terminal (lift and its
+    interval are on the page)."""
+    from rich import box
+
+    from lojal.tracking.report import money_text
+
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, collapse_padding=True,
+                  title=f"E-mail results {report.date_from} to {report.date_to}")
+    table.add_column("campaign", overflow="fold")
+    for header in (*(short for _, short in TERMINAL_COLUMNS), "conv.", "revenue"):
+        table.add_column(header, justify="right", no_wrap=True)
+    for c in report.campaigns:
+        table.add_row(c.campaign_id, *(str(c.total(key)) for key, _ in TERMINAL_COLUMNS), str(c.conversions),
+                      money_text(c.revenue, report.currency))
+    return table

@@ -13,6 +13,7 @@ start up to the attribution window after it (`tracking.attribution_window_days`)
 from __future__ import annotations
 
 import html
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -81,17 +82,20 @@ def _sends(conn, date_from: date, date_to: date) -> list:
 
 
 def _orders(conn, since: datetime, until: datetime, customers: set[int]) -> list[Order]:
+    """Orders of these customers in [since, until) with their exact revenue and, when the shop passed
+    it through (orders.lojal_message_id), the e-mail they came from: attributed by link first."""
     o, lines = schema.orders, schema.order_lines
-    rows = conn.execute(select(o.c.order_id, o.c.customer_id, o.c.placed_at, lines.c.quantity, lines.c.unit_price)
+    rows = conn.execute(select(o.c.order_id, o.c.customer_id, o.c.placed_at, o.c.lojal_message_id, lines.c.quantity,
+                               lines.c.unit_price)
                         .join(lines, lines.c.order_id == o.c.order_id)
                         .where(o.c.placed_at >= since, o.c.placed_at < until)).all()
     totals: dict[int, list] = {}
-    for order_id, customer_id, placed_at, quantity, unit_price in rows:
+    for order_id, customer_id, placed_at, message_id, quantity, unit_price in rows:
         if customer_id not in customers:
             continue
-        entry = totals.setdefault(order_id, [customer_id, placed_at, Decimal(0)])
+        entry = totals.setdefault(order_id, [customer_id, placed_at, Decimal(0), message_id])
         entry[2] += _money(unit_price) * int(quantity)
-    return [Order(oid, cid, placed, revenue) for oid, (cid, placed, revenue) in totals.items()]
+    return [Order(oid, cid, placed, revenue, mid) for oid, (cid, placed, revenue, mid) in totals.items()]
 
 
 def gather(engine: Engine, date_from: date, date_to: date, currency: str = "NOK", window_days: float = 5,
@@ -328,8 +332,8 @@ def nights_markdown(report: Report) -> str:
 
 
 def write_night_report(engine: Engine, state_dir, run_date: date, config, nights: int = 7):
-    """`<state>/runs/<night>/tracking.html` for the last `nights` nights up to `run_date`, and its
-    markdown. Built from the store (ledger, events, orders), never from one run's counters, so a
+    """`<state>/runs/<night>/tracking.html` for the last `nights` nights up to `run_date`, its
+    markdown, and the `Report` both are made from. Built from the store (ledger, events, orders), never from one run's counters, so a
     re-run of a night that sends nothing new shows the same numbers instead of an empty page."""
     from pathlib import Path
 
@@ -339,5 +343,7 @@ def write_night_report(engine: Engine, state_dir, run_date: date, config, nights
     folder = Path(state_dir) / "runs" / run_date.isoformat()
     folder.mkdir(parents=True, exist_ok=True)
     page = folder / "tracking.html"
-    page.write_text(render_html(report), encoding="utf-8")
-    return page, nights_markdown(report) + f"\n\nThe report with charts: `{page}`."
+    partial = folder / f".tracking.html.{os.getpid()}.tmp"
+    partial.write_text(render_html(report), encoding="utf-8")
+    os.replace(partial, page)  # readers see the previous page or this one, never half of one
+    return page, nights_markdown(report) + f"\n\nThe report with charts: `{page}`.", report

@@ -9,10 +9,10 @@ Changing one character of either part, or signing with another shop's secret, fa
 verification (`UnsubscribeTokenError`). The recipient's address is readable in the token (it is
 in the e-mail's own To: header anyway); it is signed, so it cannot be swapped for another.
 
-The secret comes from the environment (`LOJAL_SECRET`, at least 32 characters) or a Prefect
-Secret block named in `tracking.secret_block`. During a rotation `LOJAL_SECRET_PREVIOUS` still
-verifies tokens mailed before it; new tokens are always signed with the current secret.
-Secrets are never logged and never part of an error message.
+The secret is the shop's one secret (`lojal.secrets.load_secrets`: `LOJAL_SECRET`, else the Prefect
+Secret block `tracking.secret_block`, else the store's generated `<state>/secret.key`). During a
+rotation `LOJAL_SECRET_PREVIOUS` still verifies tokens mailed before it; new tokens are always
+signed with the current secret. Secrets are never logged and never part of an error message.
 """
 
 from __future__ import annotations
@@ -20,36 +20,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from lojal.errors import TrackingConfigError, UnsubscribeTokenError
+from lojal.errors import UnsubscribeTokenError
+from lojal.secrets import Secrets, load_secrets  # noqa: F401 - the one secret rule, re-exported for callers
 
-SECRET_ENV = "LOJAL_SECRET"
-PREVIOUS_SECRET_ENV = "LOJAL_SECRET_PREVIOUS"
-MIN_SECRET_LENGTH = 32
 MAX_TOKEN_LENGTH = 1024
 _VERSION = "v1"
 _SEP = "\x1f"
 _DOMAIN = b"lojal-unsubscribe\x00"
 _SIG_BYTES = 16
-
-
-@dataclass(frozen=True)
-class Secrets:
-    """The current signing secret and any previous ones still accepted for verification."""
-
-    current: bytes = field(repr=False)
-    previous: tuple[bytes, ...] = field(default=(), repr=False)
-
-    def __post_init__(self):
-        for secret in (self.current, *self.previous):
-            if len(secret) < MIN_SECRET_LENGTH:
-                raise TrackingConfigError(f"the signing secret must be at least {MIN_SECRET_LENGTH} characters; "
-                                          "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'")
-
-    def __repr__(self) -> str:
-        return f"Secrets(<{1 + len(self.previous)} hidden>)"
 
 
 @dataclass(frozen=True)
@@ -59,22 +39,6 @@ class UnsubscribeRequest:
     message_id: str
     email: str
     locale: str
-
-
-def load_secrets(secret_block: str | None = None, environ=None) -> Secrets:
-    """`LOJAL_SECRET` (and `LOJAL_SECRET_PREVIOUS`) from the environment, else the Prefect Secret block."""
-    environ = os.environ if environ is None else environ
-    current = environ.get(SECRET_ENV)
-    if not current and secret_block:
-        from prefect.blocks.system import Secret
-
-        current = Secret.load(secret_block).get()
-    if not current:
-        where = f" or the Prefect Secret block {secret_block!r}" if secret_block else ""
-        raise TrackingConfigError(f"no signing secret for unsubscribe tokens: set {SECRET_ENV}{where} "
-                                  "(tracking.secret_block in config/tracking.yaml names a block)")
-    previous = tuple(s.encode() for s in (environ.get(PREVIOUS_SECRET_ENV) or "").split(",") if s.strip())
-    return Secrets(str(current).encode(), previous)
 
 
 def _b64(data: bytes) -> str:
