@@ -77,9 +77,7 @@ def _retry_unless_ours(task, task_run, state) -> bool:
     return False
 
 
-@task(name="send-batch", cache_policy=NO_CACHE, task_run_name="{campaign_id}-batch-{number}",
-      tags=["lojal", "delivery"], retries=2, retry_delay_seconds=5, retry_condition_fn=_retry_unless_ours)
-def send_batch(project_dir: str, run_date: date, store: str, run_token: str, campaign_id: str, number: int,
+def render_and_send(project_dir: str, run_date: date, store: str, run_token: str, campaign_id: str, number: int,
                message_ids: list[str], delivery: str | None = None,
                fail_after: int | None = None) -> tuple[int, pipeline.BatchOutcome, dict[str, str]]:
     """Render and send one batch wherever this task runs; its error-rate pause reads the campaign's
@@ -99,6 +97,12 @@ def send_batch(project_dir: str, run_date: date, store: str, run_token: str, cam
     return len(messages), outcome, _naming_customers(batch, render_failures)
 
 
+# Importable under its own name, so Dask pickles it by reference (never by value with this module's
+# globals, such as the process's prepared night).
+send_batch = task(render_and_send, name="send-batch", cache_policy=NO_CACHE, task_run_name="{campaign_id}-batch-{number}",
+                  tags=["lojal", "delivery"], retries=2, retry_delay_seconds=5, retry_condition_fn=_retry_unless_ours)
+
+
 def _naming_customers(batch, failures: dict[str, str]) -> dict[str, str]:
     """Errors as operators read them (artifact, report, `lojal runs show`): 'customer <id>: <error>'."""
     customers = dict(zip(batch["message_id"], batch["customer_id"]))
@@ -106,8 +110,7 @@ def _naming_customers(batch, failures: dict[str, str]) -> dict[str, str]:
     return {m: error if error.startswith(named[m]) else named[m] + error for m, error in failures.items()}
 
 
-@flow(name="campaign", flow_run_name="{campaign_id}")
-def campaign(campaign_id: str, run_date: date, project_dir: str, store: str, run_token: str,
+def run_campaign(campaign_id: str, run_date: date, project_dir: str, store: str, run_token: str,
              delivery: str | None = None, fail_after: int | None = None, in_flight: int = 1) -> dict:
     """One campaign's batches, `in_flight` submitted at a time to the flow's task runner (this
     process by default, a Dask cluster when configured); stops submitting when the campaign pauses
@@ -144,6 +147,11 @@ def campaign(campaign_id: str, run_date: date, project_dir: str, store: str, run
     get_run_logger().info("%s: %d selected, %d delivered, %d failed", campaign_id,
                           summary.selected, summary.delivered, summary.failed)
     return summary.as_dict()
+
+
+# Importable under its own name too: Dask workers receive the running flow with each task's context,
+# and must find this function by reference, not pickle it by value with this module's globals.
+campaign = flow(run_campaign, name="campaign", flow_run_name="{campaign_id}")
 
 
 class _DeliveryProgress:
