@@ -231,6 +231,7 @@ def main() -> None:
         parser.error("--runner is default or daskN, e.g. dask2")
     os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="lojal-bench-prefect-"))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "240")  # a fresh home migrates first
     print(f"load average at start: {os.getloadavg()}", flush=True)
     reports = bench(args)
     for line in ratios(reports):
