@@ -76,6 +76,19 @@ def test_a_night_on_two_dask_workers_equals_the_default_runner(tmp_path, monkeyp
     assert (rows_a["state"] == "sent").all() and (rows_a["attempts"] == 1).all()
     assert files_b.keys() == files_a.keys() and len(files_a) == 2 * len(rows_a)
     assert files_b == files_a  # the same SendGrid request bodies and HTML, byte for byte
+    assert _delivery_progress("last_chance") == [100.0, 100.0]  # each run's progress artifact reached 100 %
+
+
+def _delivery_progress(campaign_id: str) -> list[float]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    key = f"delivery-{campaign_id.replace('_', '-')}"
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
+                                      sort=ArtifactSort.CREATED_DESC, limit=2)  # this test's two runs
+    return [float(a.data) for a in found if a.type == "progress"]
 
 
 @pytest.mark.postgres
