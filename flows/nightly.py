@@ -78,8 +78,8 @@ def _retry_unless_ours(task, task_run, state) -> bool:
 
 
 def render_and_send(project_dir: str, run_date: date, store: str, run_token: str, campaign_id: str, number: int,
-               message_ids: list[str], delivery: str | None = None,
-               fail_after: int | None = None) -> tuple[int, pipeline.BatchOutcome, dict[str, str]]:
+                    message_ids: list[str], delivery: str | None = None,
+                    fail_after: int | None = None) -> tuple[int, pipeline.BatchOutcome, dict[str, str]]:
     """Render and send one batch wherever this task runs; its error-rate pause reads the campaign's
     attempts tonight from the ledger, so parallel batches pause together."""
     night = worker_night.night_for(project_dir, run_date, store, run_token)
@@ -111,19 +111,33 @@ def _naming_customers(batch, failures: dict[str, str]) -> dict[str, str]:
 
 
 def run_campaign(campaign_id: str, run_date: date, project_dir: str, store: str, run_token: str,
-             delivery: str | None = None, fail_after: int | None = None, in_flight: int = 1) -> dict:
+                 delivery: str | None = None, fail_after: int | None = None, in_flight: int = 1) -> dict:
     """One campaign's batches, `in_flight` submitted at a time to the flow's task runner (this
     process by default, a Dask cluster when configured); stops submitting when the campaign pauses
     or a batch fails, and lets the batches already running finish."""
     night = worker_night.night_for(project_dir, run_date, store, run_token)
     plan = next(p for p in night.plans if p.campaign.id == campaign_id)
     summary = pipeline.summary_for(plan)
-    queue = deque(enumerate(pipeline.batches(plan.pending, night.project.config.sender.delivery.batch_size), 1))
+    batches = pipeline.batches(plan.pending, night.project.config.sender.delivery.batch_size)
     observer().campaign_started(campaign_id, len(plan.pending))
-    progress = _DeliveryProgress(campaign_id, len(plan.pending))
     fixed = dict(project_dir=project_dir, run_date=run_date, store=store, run_token=run_token,
                  campaign_id=campaign_id, delivery=delivery, fail_after=fail_after)
-    running, error = {}, None
+    _run_batches(batches, fixed, in_flight, summary, _DeliveryProgress(campaign_id, len(plan.pending)))
+    if summary.paused:
+        get_run_logger().warning("%s %s", campaign_id, summary.paused)
+    create_markdown_artifact(campaign_markdown(summary, night.run_date),
+                             key=f"campaign-{campaign_id.replace('_', '-')}",
+                             description=f"Funnel of campaign {campaign_id} on {night.run_date}")
+    get_run_logger().info("%s: %d selected, %d delivered, %d failed", campaign_id,
+                          summary.selected, summary.delivered, summary.failed)
+    return summary.as_dict()
+
+
+def _run_batches(batches: list, fixed: dict, in_flight: int, summary: pipeline.CampaignSummary,
+                 progress: "_DeliveryProgress") -> None:
+    """Keep `in_flight` batch tasks submitted; stop submitting once the campaign pauses or a batch
+    fails, let the running ones finish, then raise the first failure."""
+    queue, running, error = deque(enumerate(batches, 1)), {}, None
     while queue or running:
         while queue and len(running) < in_flight and not (summary.paused or error):
             number, batch = queue.popleft()
@@ -139,14 +153,6 @@ def run_campaign(campaign_id: str, run_date: date, project_dir: str, store: str,
         progress.advanced(size)
     if error is not None:
         raise error
-    if summary.paused:
-        get_run_logger().warning("%s %s", campaign_id, summary.paused)
-    create_markdown_artifact(campaign_markdown(summary, night.run_date),
-                             key=f"campaign-{campaign_id.replace('_', '-')}",
-                             description=f"Funnel of campaign {campaign_id} on {night.run_date}")
-    get_run_logger().info("%s: %d selected, %d delivered, %d failed", campaign_id,
-                          summary.selected, summary.delivered, summary.failed)
-    return summary.as_dict()
 
 
 # Importable under its own name too: Dask workers receive the running flow with each task's context,
