@@ -135,3 +135,19 @@ def test_a_wrong_dask_address_is_a_config_error_naming_file_and_line(project):
     assert "config/schedule.yaml:" in text and "dask_address" in text, text
     schedule.write_text(schedule.read_text().replace("10.0.0.5", "tcp://10.0.0.5:8786"))
     assert load_config(Paths.resolve(project)).schedule.runner.dask_address == "tcp://10.0.0.5:8786"
+
+
+def test_a_configured_scheduler_address_places_batches_on_that_cluster():
+    from distributed import LocalCluster
+    from prefect_dask import DaskTaskRunner
+
+    from lojal.config import Runner
+    from lojal.runner import placement
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp", dashboard_address=None) as cluster:
+        with placement(Runner(dask_address=cluster.scheduler_address), None) as where:
+            assert isinstance(where.task_runner, DaskTaskRunner) and where.in_flight == 2  # the cluster's threads
+        with placement(Runner(dask_address=cluster.scheduler_address, batches_in_flight=5), None) as where:
+            assert where.in_flight == 5
+    with placement(Runner(), None) as where:
+        assert where.in_flight == 1 and where.where == "this process"
