@@ -1,9 +1,12 @@
 """The nightly retention run: one `nightly` flow, one `campaign` subflow per campaign, tasks
 over batches of recipients (never one task per recipient).
 
-Heavy data (frames, the fitted recommender, compiled templates) stays in this process and is
-never a Prefect parameter: subflows receive the run's key, tasks receive `quote()`d objects,
-and no task caches (hashing large frames as cache keys costs more than the work).
+Loading, planning and the campaign subflows run in the flow's process, once. Each batch task takes
+small parameters (project dir, run date, a fingerprint of the store, campaign id, the batch's ledger
+message ids, delivery backend, fault drill) and loads what it needs in whichever process runs it
+(`lojal.runner.worker_night`), so batches run on a Dask cluster as well as here: `runner:` in
+config/schedule.yaml or `lojal run --dask-local N` (docs/operations.md, "Running on Dask"). No task
+caches (hashing large frames as cache keys costs more than the work).
 
 No `from __future__ import annotations` here: Prefect builds the parameter schema from the flow's
 annotations in the process that serves a deployment, where postponed (string) annotations failed
@@ -11,29 +14,28 @@ every run with pydantic's forward-reference error.
 """
 
 import uuid
+from collections import deque
 from datetime import date
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NONE as NO_CACHE
+from prefect.futures import as_completed
 from prefect.runtime import flow_run as current_flow_run
 from prefect.states import Failed
 from prefect.utilities.annotations import quote
 
-from lojal import pipeline, runlog, schedule
-from lojal.delivery import backend_for
-from lojal.delivery.faults import FailAfter
+from lojal import ledger, pipeline, runlog, schedule
 from lojal.delivery.reconcile import Policy, reconcile
 from lojal.errors import LojalError
 from lojal.paths import Paths
 from lojal.progress import observer
 from lojal.runlock import RunLock
+from lojal.runner import placement, store_fingerprint, load_batch, worker_night
 from lojal.store import connect
 from lojal.store.db import require_schema
 from lojal.report import campaign_markdown, night_markdown, write_run_report
 from lojal.tracking import night as tracking
-
-_NIGHTS: dict[str, tuple[pipeline.Night, object]] = {}
 
 
 @task(cache_policy=NO_CACHE)
@@ -71,16 +73,43 @@ def plan_campaigns(night: pipeline.Night) -> list[pipeline.CampaignPlan]:
     return pipeline.plan_campaigns(night)
 
 
-@task(cache_policy=NO_CACHE, task_run_name="{campaign_id}-batch-{number}")
-def send_batch(night: pipeline.Night, backend, plan: pipeline.CampaignPlan, batch, tally: pipeline.Tally,
-               campaign_id: str, number: int) -> tuple[int, pipeline.BatchOutcome, dict[str, str]]:
+def _retry_unless_ours(task, task_run, state) -> bool:
+    """Retry a batch after an unexpected error (a dropped database connection, a lost worker): the
+    ledger claim makes it safe (a retry sends only rows still planned or failed). Lojal's own errors
+    (a refused key, a drill's fault) are decisions, not accidents: never retried."""
+    try:
+        state.result()
+    except LojalError:
+        return False
+    except Exception:  # noqa: BLE001
+        return True
+    return False
+
+
+def render_and_send(project_dir: str, run_date: date, store: str, run_token: str, campaign_id: str, number: int,
+                    message_ids: list[str], delivery: str | None = None,
+                    fail_after: int | None = None) -> tuple[int, pipeline.BatchOutcome, dict[str, str]]:
+    """Render and send one batch wherever this task runs; its error-rate pause reads the campaign's
+    attempts tonight from the ledger, so parallel batches pause together."""
+    night = worker_night.night_for(project_dir, run_date, store, run_token)
+    campaign_, batch = load_batch(night, campaign_id, message_ids)
     settings = night.project.config.sender.delivery
-    messages, render_failures = pipeline.build_messages(night, plan.campaign, batch)
-    pipeline.ledger.fail_unbuilt(night.engine, render_failures, settings.max_attempts)
-    outcome = pipeline.deliver(night.engine, backend, messages, night.run_date, settings, tally)
-    observer().advanced(campaign_id, len(batch))
+    tally = pipeline.Tally(*ledger.night_tally(night.engine, campaign_id, run_date))
+    tally.paused = pipeline.pause_reason(tally, settings)
+    if tally.paused or batch.empty:
+        return 0, pipeline.BatchOutcome(paused=tally.paused), {}
+    backend = worker_night.backend(night, delivery, fail_after)
+    messages, render_failures = pipeline.build_messages(night, campaign_, batch)
+    ledger.fail_unbuilt(night.engine, render_failures, settings.max_attempts)
+    outcome = pipeline.deliver(night.engine, backend, messages, run_date, settings, tally)
     outcome.failed = _naming_customers(batch, outcome.failed)
     return len(messages), outcome, _naming_customers(batch, render_failures)
+
+
+# Importable under its own name, so Dask pickles it by reference (never by value with this module's
+# globals, such as the process's prepared night).
+send_batch = task(render_and_send, name="send-batch", cache_policy=NO_CACHE, task_run_name="{campaign_id}-batch-{number}",
+                  tags=["lojal", "delivery"], retries=2, retry_delay_seconds=5, retry_condition_fn=_retry_unless_ours)
 
 
 def _naming_customers(batch, failures: dict[str, str]) -> dict[str, str]:
@@ -90,27 +119,68 @@ def _naming_customers(batch, failures: dict[str, str]) -> dict[str, str]:
     return {m: error if error.startswith(named[m]) else named[m] + error for m, error in failures.items()}
 
 
-@flow(name="campaign", flow_run_name="{campaign_id}")
-def campaign(campaign_id: str, run_key: str) -> dict:
-    night, backend = _NIGHTS[run_key]
+def run_campaign(campaign_id: str, run_date: date, project_dir: str, store: str, run_token: str,
+                 delivery: str | None = None, fail_after: int | None = None, in_flight: int = 1) -> dict:
+    """One campaign's batches, `in_flight` submitted at a time to the flow's task runner (this
+    process by default, a Dask cluster when configured); stops submitting when the campaign pauses
+    or a batch fails, and lets the batches already running finish."""
+    night = worker_night.night_for(project_dir, run_date, store, run_token)
     plan = next(p for p in night.plans if p.campaign.id == campaign_id)
     summary = pipeline.summary_for(plan)
-    size = night.project.config.sender.delivery.batch_size
+    batches = pipeline.batches(plan.pending, night.project.config.sender.delivery.batch_size)
     observer().campaign_started(campaign_id, len(plan.pending))
-    tally = pipeline.Tally()
-    for number, batch in enumerate(pipeline.batches(plan.pending, size), start=1):
-        rendered, outcome, failures = send_batch(quote(night), quote(backend), quote(plan), quote(batch),
-                                                 quote(tally), campaign_id, number)
-        pipeline.record_batch(summary, rendered, outcome, failures)
-        if tally.paused:
-            get_run_logger().warning("%s %s", campaign_id, tally.paused)
-            break
+    fixed = dict(project_dir=project_dir, run_date=run_date, store=store, run_token=run_token,
+                 campaign_id=campaign_id, delivery=delivery, fail_after=fail_after)
+    _run_batches(batches, fixed, in_flight, summary, _DeliveryProgress(campaign_id, len(plan.pending)))
+    if summary.paused:
+        get_run_logger().warning("%s %s", campaign_id, summary.paused)
     create_markdown_artifact(campaign_markdown(summary, night.run_date),
                              key=f"campaign-{campaign_id.replace('_', '-')}",
                              description=f"Funnel of campaign {campaign_id} on {night.run_date}")
     get_run_logger().info("%s: %d selected, %d delivered, %d failed", campaign_id,
                           summary.selected, summary.delivered, summary.failed)
     return summary.as_dict()
+
+
+def _run_batches(batches: list, fixed: dict, in_flight: int, summary: pipeline.CampaignSummary,
+                 progress: "_DeliveryProgress") -> None:
+    """Keep `in_flight` batch tasks submitted; stop submitting once the campaign pauses or a batch
+    fails, let the running ones finish, then raise the first failure."""
+    queue, running, error = deque(enumerate(batches, 1)), {}, None
+    while queue or running:
+        while queue and len(running) < in_flight and not (summary.paused or error):
+            number, batch = queue.popleft()
+            running[send_batch.submit(number=number, message_ids=batch["message_id"].tolist(), **fixed)] = len(batch)
+        if not running:
+            break
+        done = next(iter(as_completed(list(running))))
+        size = running.pop(done)
+        try:
+            pipeline.record_batch(summary, *done.result())
+        except BaseException as exc:  # noqa: BLE001 - the batches still running finish first
+            error = error or exc
+        progress.advanced(size)
+    if error is not None:
+        raise error
+
+
+# Importable under its own name too: Dask workers receive the running flow with each task's context,
+# and must find this function by reference, not pickle it by value with this module's globals.
+campaign = flow(run_campaign, name="campaign", flow_run_name="{campaign_id}")
+
+
+class _DeliveryProgress:
+    """The campaign's delivery progress: the CLI's bar and a Prefect progress artifact."""
+
+    def __init__(self, campaign_id: str, total: int):
+        self.campaign_id, self.total, self.done = campaign_id, total, 0
+        self.artifact = create_progress_artifact(0.0, key=f"delivery-{campaign_id.replace('_', '-')}",
+                                                 description=f"Batches of {campaign_id} handed over")
+
+    def advanced(self, count: int) -> None:
+        self.done += count
+        observer().advanced(self.campaign_id, count)
+        update_progress_artifact(self.artifact, 100.0 * self.done / max(1, self.total))
 
 
 def _night_name() -> str:
@@ -120,9 +190,11 @@ def _night_name() -> str:
 
 @flow(name="nightly", flow_run_name=_night_name)
 def nightly(run_date: date | None = None, project_dir: str | None = None,
-            fail_after: int | None = None, delivery: str | None = None) -> dict:
+            fail_after: int | None = None, delivery: str | None = None, dask_local: int | None = None) -> dict:
     """Run tonight's campaigns. `delivery` (outbox, sendgrid) overrides config/sender.yaml for this
-    run; `fail_after` injects a delivery fault after N messages (drills).
+    run; `fail_after` injects a delivery fault after N messages per process (drills); `dask_local`
+    runs the batches on a local Dask cluster of that many worker processes (else where
+    config/schedule.yaml's `runner:` says, by default in this process).
 
     Without `run_date` the night is the scheduled time's date in the shop's zone. One run per store at
     a time: a second one stops at once naming the first (lojal.runlock), and is recorded as failed. A
@@ -131,10 +203,11 @@ def nightly(run_date: date | None = None, project_dir: str | None = None,
     run_date = schedule.night_of(run_date, project_dir, current_flow_run.scheduled_start_time)
     run = _RunRecord.start(project_dir, run_date)
     summaries: list[dict] = []
+    options = _Options(delivery, fail_after, dask_local)
     try:
         project = load_project(project_dir)
         _tag_flow_run(schedule.run_tags(project.config.brand.name, project.config.schedule.environment))
-        result = _locked_night(project, run_date, fail_after, delivery, summaries, run.run_id)
+        result = _locked_night(project, run_date, options, summaries, run.run_id)
     except BaseException as exc:
         run.finish(runlog.FAILED, summaries, error=_one_line(exc))
         raise
@@ -148,36 +221,45 @@ def nightly(run_date: date | None = None, project_dir: str | None = None,
     return result
 
 
-def _locked_night(project: pipeline.Project, run_date: date, fail_after: int | None, delivery: str | None,
-                  summaries: list[dict], run_id: int | None) -> dict:
+class _Options:
+    """How this run delivers: backend override, fault drill, local Dask cluster size."""
+
+    def __init__(self, delivery: str | None, fail_after: int | None, dask_local: int | None):
+        self.delivery, self.fail_after, self.dask_local = delivery, fail_after, dask_local
+
+
+def _locked_night(project: pipeline.Project, run_date: date, options: _Options, summaries: list[dict],
+                  run_id: int | None) -> dict:
     engine = connect(project.paths.database_url)
     require_schema(engine)
     lock = RunLock(engine, run_date)
     try:
         runlog.mark_interrupted(engine, keep=run_id)
-        return _deliver_night(project, run_date, fail_after, delivery, summaries)
+        return _deliver_night(project, run_date, options, summaries)
     finally:
         lock.release()
         engine.dispose()
 
 
-def _deliver_night(project: pipeline.Project, run_date: date, fail_after: int | None, delivery: str | None,
-                   summaries: list[dict]) -> dict:
-    backend = backend_for(project.config, project.paths, run_date, delivery)
-    if fail_after is not None:
-        backend = FailAfter(backend, fail_after)
-    run_key = uuid.uuid4().hex
+def _deliver_night(project: pipeline.Project, run_date: date, options: _Options, summaries: list[dict]) -> dict:
+    """Plan here, once; then each campaign's batches where the runner says. The night planned here is
+    this process's `worker_night`, so batches run in this process prepare nothing again."""
+    run_token = str(current_flow_run.id or uuid.uuid4())
     try:
         suppressed = apply_suppressions(quote(project))
         night = prepare_night(quote(project), run_date)
+        worker_night.adopt(night, run_token)
+        backend = worker_night.backend(night, options.delivery, options.fail_after)  # a bad setting stops us here
         reconciled = reconcile_unsettled(quote(night))
         night.plans = plan_campaigns(quote(night))
-        _NIGHTS[run_key] = (night, backend)
-        for plan in night.plans:
-            summaries.append(campaign(plan.campaign.id, run_key))
+        with placement(project.config.schedule.runner, options.dask_local) as where:
+            get_run_logger().info("batches run in %s", where.where)
+            for plan in night.plans:
+                summaries.append(campaign.with_options(task_runner=where.task_runner)(
+                    plan.campaign.id, run_date, str(project.paths.project), store_fingerprint(project.paths.database_url),
+                    run_token, options.delivery, options.fail_after, where.in_flight))
     finally:
-        _NIGHTS.pop(run_key, None)
-        backend.finish()
+        worker_night.release()
     outbox = project.paths.outbox_dir(run_date)
     report = write_run_report(project.paths, run_date, summaries)
     page = tracking.publish_report(project.paths, project.config, run_date, suppressed)

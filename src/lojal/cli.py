@@ -128,6 +128,9 @@ def run(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show Prefect's log lines")] = False,
     delivery: Annotated[Optional[str], typer.Option(
         help="outbox or sendgrid: overrides delivery.backend in config/sender.yaml for this run")] = None,
+    dask_local: Annotated[Optional[int], typer.Option(min=1, max=64, help=(
+        "render and send on a local Dask cluster of N worker processes (else where config/schedule.yaml's "
+        "runner: says; by default in this process)"))] = None,
 ) -> None:
     """Run tonight's campaigns end to end (a Prefect flow; ephemeral unless PREFECT_API_URL is set)."""
     from lojal.commands import run_nightly
@@ -136,7 +139,7 @@ def run(
     if delivery is not None and delivery not in BACKENDS:
         raise typer.BadParameter(f"{delivery!r} is not a delivery backend; use one of {', '.join(BACKENDS)}",
                                  param_hint="--delivery")
-    state = run_nightly(project, parse_date(run_date), fail_after, verbose, show_progress(), delivery)
+    state = run_nightly(project, parse_date(run_date), fail_after, verbose, show_progress(), delivery, dask_local)
     outcome = state.result(raise_on_failure=False)
     if isinstance(outcome, dict):
         print_run_summary(outcome)

@@ -124,13 +124,14 @@ def quiet_prefect_console(verbose: bool) -> None:
 EPHEMERAL_STARTUP_SECONDS = 90
 
 
-def ensure_prefect_api(attempts: int = 2) -> None:
+def ensure_prefect_api(attempts: int = 2) -> str | None:
     """Without PREFECT_API_URL, start Prefect's temporary local server now, with a long timeout and
-    one retry on a fresh port; a failure is one clear LojalError, not a traceback."""
+    one retry on a fresh port, and return its API address; a failure is one clear LojalError, not a
+    traceback."""
     from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS
 
     if PREFECT_API_URL.value():
-        return
+        return None
     from prefect.server.api.server import SubprocessASGIServer
 
     from lojal.errors import LojalError
@@ -140,7 +141,7 @@ def ensure_prefect_api(attempts: int = 2) -> None:
     for attempt in range(1, attempts + 1):
         try:
             server.start(timeout=timeout)
-            return
+            return server.api_url
         except RuntimeError as exc:
             process, server.port = server.server_process, None
             if process is not None and process.poll() is None:
@@ -155,19 +156,22 @@ def ensure_prefect_api(attempts: int = 2) -> None:
 
 
 def run_nightly(project: Path | None, run_date: date | None, fail_after: int | None, verbose: bool,
-                progress: bool, delivery: str | None = None):
+                progress: bool, delivery: str | None = None, dask_local: int | None = None):
     """The nightly flow in this process; returns its final Prefect state (Completed, or Failed with
     the night's result when messages failed, or Failed with the exception that stopped it)."""
     quiet_prefect_console(verbose)
-    ensure_prefect_api()
+    api_url = ensure_prefect_api()
     from flows.nightly import nightly
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     paths = Paths.resolve(project)
-    with _bar(progress) as bar:
+    # The temporary server's address as a setting, so Dask workers report their task runs to it too.
+    settings = temporary_settings({PREFECT_API_URL: api_url}) if api_url else nullcontext()
+    with _bar(progress) as bar, settings:
         ctx = observing(RichObserver(bar)) if progress else nullcontext()
         with ctx:
             return nightly(run_date=run_date, project_dir=str(paths.project), fail_after=fail_after,
-                           delivery=delivery, return_state=True)
+                           delivery=delivery, dask_local=dask_local, return_state=True)
 
 
 def deployments(project: Path | None) -> list:

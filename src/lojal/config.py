@@ -368,8 +368,19 @@ class Rendering(_Strict):
 _CRON_FIELD = re.compile(r"^[0-9*/,\-A-Za-z?]+$")
 
 
+class Runner(_Strict):
+    """Where the render-and-send stage's batch tasks run (docs/operations.md, "Running on Dask")."""
+    dask_address: str | None = Field(default=None, pattern=r"^(tcp|tls|ucx|inproc|ws|wss)://[^\s/]+:[0-9]{1,5}$",
+                                     description=(
+        "a running Dask scheduler (`dask scheduler`), e.g. tcp://10.0.0.5:8786; omitted: batches run one "
+        "after another in the run's own process (`lojal run --dask-local N` starts a local cluster instead)"))
+    batches_in_flight: int | None = Field(default=None, ge=1, le=1000, description=(
+        "batches submitted at once to the cluster; default: the cluster's worker threads"))
+
+
 class Schedule(_Strict):
     """When Prefect runs Lojal's deployments (`lojal serve`, prefect.yaml), and how runs are tagged."""
+    runner: Runner = Runner()
     nightly: str = Field(default="0 2 * * *", description="cron of the nightly run, in `timezone`")
     report: str = Field(default="0 7 * * *", description="cron of the morning report, in `timezone`")
     timezone: str | None = Field(default=None, description="IANA zone of the crons (default: brand.timezone)")

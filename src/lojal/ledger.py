@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, case, func, insert, or_, select, update
 
 from lojal.delivery.base import DeliveryResult
 from lojal.store.schema import send_ledger
@@ -131,7 +131,11 @@ def close(engine: Engine, reasons: Mapping[str, str], state: str) -> None:
 
 def claim(engine: Engine, message_ids: Sequence[str], night: date, backend: str) -> dict[str, int]:
     """Commit these messages as `sending` (next attempt number, time, night, backend) before their
-    requests leave. Only sendable rows are claimed; returns {message_id: attempt number}."""
+    requests leave. Only sendable rows are claimed; returns {message_id: attempt number}.
+
+    On PostgreSQL the rows are locked `FOR UPDATE SKIP LOCKED` first: a row another worker or an
+    overlapping run is claiming right now is skipped (it is that one's), never claimed twice; the
+    state test repeats in the UPDATE. SQLite has one writer at a time and no row locks."""
     with engine.begin() as conn:
         return _claim(conn, message_ids, night, backend)
 
@@ -140,13 +144,26 @@ def _claim(conn: Connection, message_ids: Sequence[str], night: date, backend: s
     now = _utcnow()
     claimed: dict[str, int] = {}
     for chunk in _chunks(list(message_ids)):
+        free = (select(c.message_id).where(c.message_id.in_(chunk), c.state.in_(SENDABLE))
+                .with_for_update(skip_locked=True))
         rows = conn.execute(
-            update(send_ledger).where(c.message_id.in_(chunk), c.state.in_(SENDABLE))
+            update(send_ledger).where(c.message_id.in_(free), c.state.in_(SENDABLE))
             .values(state=SENDING, attempts=c.attempts + 1, attempted_at=now, attempt_run_date=night,
                     backend=backend, settled_at=now)
             .returning(c.message_id, c.attempts))
         claimed.update({m: int(a) for m, a in rows})
     return claimed
+
+
+def night_tally(engine: Engine, campaign_id: str, night: date) -> tuple[int, int]:
+    """A campaign's messages attempted tonight and how many of them did not end sent (failed,
+    rejected, unknown, abandoned): what its error-rate pause reads across parallel batches."""
+    errors = func.sum(case((c.state.in_((FAILED, REJECTED, UNKNOWN, ABANDONED)), 1), else_=0))
+    query = (select(func.count(), errors)
+             .where(c.campaign_id == campaign_id, c.attempt_run_date == night, c.state != PLANNED))
+    with engine.connect() as conn:
+        attempted, failed = conn.execute(query).one()
+    return int(attempted or 0), int(failed or 0)
 
 
 @dataclass(frozen=True)

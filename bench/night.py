@@ -1,0 +1,245 @@
+"""Benchmark: the whole night on PostgreSQL, delivered to the local SendGrid, at growing sizes.
+
+    .venv/bin/python bench/night.py --customers 100000 --customers 300000 [--runner default --runner dask2]
+                                    [--database-url postgresql+psycopg://postgres@127.0.0.1:5432/test] [--json]
+
+For each size: a synthetic shop (lojal.sample: about 12 order lines per customer) is written with
+COPY into a fresh PostgreSQL database, then the real `nightly` Prefect flow runs (a temporary
+Prefect server with its own home, the SendGrid backend against `lojal sendgrid-local` run as its
+own process) once per runner: `default` (batches one after another in the run's process) and
+`daskN` (a local Dask cluster of N worker processes, as `lojal run --dask-local N`); each runner gets
+its own copy of the store. Printed per run: wall time per stage (from Prefect's task runs), task runs,
+messages, accepted by the local SendGrid (and duplicates: must be 0), peak memory, and cost per
+customer; then the ratio of each runner against `default` and of each size against the smallest
+(linear cost keeps the ratio near 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[1]
+LOJAL = str(Path(sys.executable).parent / "lojal")
+KEY = "SG.bench-night-key-0123456789"
+RUN_DATE = date(2026, 11, 24)
+POSTGRES_URL = os.environ.get("LOJAL_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def timed(fn, *args, **kwargs):
+    start = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return result, time.perf_counter() - start
+
+
+def fresh_database(base_url: str, name: str) -> str:
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return base_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def write_shop(url: str, shop) -> None:
+    """The shop into a new store with COPY (lojal.store.write.bulk_insert), one transaction."""
+    from lojal.store import connect, init_schema, schema
+    from lojal.store.write import bulk_insert
+
+    engine = connect(url)
+    init_schema(engine)
+    with engine.begin() as conn:
+        for table, frame in ((schema.customers, shop.customers), (schema.products, shop.products),
+                             (schema.orders, shop.orders), (schema.order_lines, shop.lines),
+                             (schema.suppressions, shop.suppressions), (schema.product_prices, shop.prices),
+                             (schema.product_texts, shop.texts)):
+            if frame is not None and len(frame):
+                bulk_insert(conn, table, frame)
+    engine.dispose()
+
+
+def project_copy(root: Path) -> Path:
+    """The shipped project, delivering through SendGrid (the local one) in batches of 1,000."""
+    import yaml
+
+    for folder in ("config", "segments", "templates"):
+        shutil.copytree(PROJECT / folder, root / folder)
+    sender = root / "config" / "sender.yaml"
+    settings = yaml.safe_load(sender.read_text())
+    settings["delivery"].update({"backend": "sendgrid", "batch_size": 1000})
+    sender.write_text(yaml.safe_dump(settings))
+    return root
+
+
+def start_local_sendgrid():
+    proc = subprocess.Popen([LOJAL, "sendgrid-local", "--port", "0", "--api-key", KEY, "--no-keep-bodies"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    line = proc.stdout.readline()
+    match = re.search(r"listening on (http://\S+)", line)
+    if not match:
+        proc.kill()
+        raise SystemExit(f"could not start the local SendGrid: {line}{proc.stdout.read()}")
+    return proc, match.group(1)
+
+
+def run_night(root: Path, dask_local: int | None) -> tuple[object, float]:
+    from flows.nightly import nightly
+
+    return timed(nightly, run_date=RUN_DATE, project_dir=str(root), dask_local=dask_local, return_state=True)
+
+
+def task_run_stages(flow_run_id) -> tuple[dict[str, float], dict[str, int]]:
+    """Wall seconds per task name (first start to last end) and task runs per name, for this night's
+    flow run and its campaign subflows."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterParentFlowRunId
+
+    with get_client(sync_client=True) as client:
+        children = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+            parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run_id])), limit=200)
+        ids = [flow_run_id, *(c.id for c in children)]
+        runs = []
+        while True:
+            page = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)),
+                                         limit=200, offset=len(runs))
+            runs += page
+            if len(page) < 200:
+                break
+    spans: dict[str, list] = {}
+    counts: dict[str, int] = {}
+    for run in runs:
+        name = ("send-batch" if "-batch-" in run.name else "campaign subflows" if run.name.startswith("campaign")
+                else run.name.rsplit("-", 1)[0])
+        counts[name] = counts.get(name, 0) + 1
+        if run.start_time and run.end_time:
+            span = spans.setdefault(name, [run.start_time, run.end_time])
+            span[0], span[1] = min(span[0], run.start_time), max(span[1], run.end_time)
+    return {k: (b - a).total_seconds() for k, (a, b) in spans.items()}, counts
+
+
+def peak_memory_mb() -> dict[str, float]:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {"bench_process": round(own, 1), "largest_finished_child": round(children, 1)}
+
+
+def one_night(customers: int, runner: str, url: str, work: Path) -> dict:
+    import httpx
+
+    dask_local = int(runner[4:]) if runner.startswith("dask") else None
+    root = project_copy(work / f"{runner}-{customers}")
+    proc, sendgrid_url = start_local_sendgrid()  # its own per night: the same message ids recur across runners
+    try:
+        os.environ.update({"LOJAL_DATABASE_URL": url, "LOJAL_HOME": str(root / "state"),
+                           "SENDGRID_API_KEY": KEY, "LOJAL_SENDGRID_URL": sendgrid_url})
+        state, seconds = run_night(root, dask_local)
+        after = httpx.get(f"{sendgrid_url}/_local/stats").json()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, BaseException):
+        raise result
+    stages, task_runs = task_run_stages(state.state_details.flow_run_id)
+    messages = sum(c["rendered"] for c in result["campaigns"])
+    return {"customers": customers, "runner": runner, "night_seconds": round(seconds, 2),
+            "stages_seconds": {k: round(v, 2) for k, v in stages.items()}, "task_runs": task_runs,
+            "messages": messages, "delivered": sum(c["delivered"] for c in result["campaigns"]),
+            "failed": sum(c["failed"] for c in result["campaigns"]),
+            "accepted_by_local_sendgrid": after["accepted"], "duplicates_at_local_sendgrid": after["duplicates"],
+            "microseconds_per_customer": round(1e6 * seconds / customers, 1),
+            "peak_memory_mb": peak_memory_mb(), "load": os.getloadavg()}
+
+
+def bench(args) -> list[dict]:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from lojal.commands import ensure_prefect_api, quiet_prefect_console
+    from lojal.sample import generate_shop
+
+    quiet_prefect_console(False)
+    api_url = ensure_prefect_api()
+    reports = []
+    with tempfile.TemporaryDirectory(prefix="lojal-bench-night-") as tmp, \
+            temporary_settings({PREFECT_API_URL: api_url} if api_url else {}):
+        for customers in args.customers:
+            shop, t_generate = timed(generate_shop, customers, 7, RUN_DATE)
+            print(f"{customers:,} customers: {len(shop.orders):,} orders, {len(shop.lines):,} order lines "
+                  f"generated in {t_generate:.1f} s", flush=True)
+            for runner in args.runner:
+                url = fresh_database(args.database_url, f"lojal_bench_night_{runner}_{customers}")
+                _, t_write = timed(write_shop, url, shop)
+                print(f"  {runner}: store written with COPY in {t_write:.1f} s; running the night...", flush=True)
+                report = one_night(customers, runner, url, Path(tmp))
+                report.update({"orders": len(shop.orders), "order_lines": len(shop.lines),
+                               "generate_seconds": round(t_generate, 2), "write_store_seconds": round(t_write, 2)})
+                reports.append(report)
+                print_report(report)
+            del shop
+    return reports
+
+
+def print_report(r: dict) -> None:
+    print(f"  {r['runner']}, {r['customers']:,} customers: night {r['night_seconds']:.1f} s "
+          f"({r['microseconds_per_customer']:.0f} µs/customer), {r['messages']:,} messages, "
+          f"{r['delivered']:,} delivered, {r['failed']} failed; local SendGrid accepted {r['accepted_by_local_sendgrid']:,}, "
+          f"duplicates {r['duplicates_at_local_sendgrid']}; load {r['load'][0]:.2f}", flush=True)
+    for name, seconds in sorted(r["stages_seconds"].items(), key=lambda kv: -kv[1]):
+        print(f"    {name:<22} {seconds:8.1f} s  ({r['task_runs'].get(name, 0)} task runs)")
+    print(f"    peak memory: {r['peak_memory_mb']}", flush=True)
+
+
+def ratios(reports: list[dict]) -> list[str]:
+    lines = []
+    default = {r["customers"]: r for r in reports if r["runner"] == "default"}
+    for r in reports:
+        if r["runner"] != "default" and r["customers"] in default:
+            lines.append(f"{r['runner']} vs default at {r['customers']:,}: "
+                         f"{default[r['customers']]['night_seconds'] / r['night_seconds']:.2f}× the speed")
+    for runner in dict.fromkeys(r["runner"] for r in reports):
+        mine = sorted((r for r in reports if r["runner"] == runner), key=lambda r: r["customers"])
+        for r in mine[1:]:
+            lines.append(f"{runner}: cost per customer at {r['customers']:,} is "
+                         f"{r['microseconds_per_customer'] / mine[0]['microseconds_per_customer']:.2f}× that at "
+                         f"{mine[0]['customers']:,}")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--customers", type=int, action="append")
+    parser.add_argument("--runner", action="append", help="default or daskN (N local worker processes)")
+    parser.add_argument("--database-url", default=POSTGRES_URL, help="a PostgreSQL server (databases are made there)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    args.customers = args.customers or [100_000]
+    args.runner = args.runner or ["default"]
+    if any(r != "default" and not re.fullmatch(r"dask[1-9][0-9]?", r) for r in args.runner):
+        parser.error("--runner is default or daskN, e.g. dask2")
+    os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="lojal-bench-prefect-"))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "240")  # a fresh home migrates first
+    print(f"load average at start: {os.getloadavg()}", flush=True)
+    reports = bench(args)
+    for line in ratios(reports):
+        print(line)
+    print(f"load average at end: {os.getloadavg()}", flush=True)
+    if args.json:
+        print(json.dumps(reports, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

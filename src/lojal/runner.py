@@ -1,0 +1,164 @@
+"""Where the render-and-send stage runs, and what a worker process loads for it.
+
+Batch tasks take small parameters (project dir, run date, campaign id, the batch's ledger message
+ids, delivery backend name, fault drill) and load the rest here, in whichever process runs them: the
+run's own (the default) or a Dask worker (`runner.dask_address` in config/schedule.yaml, or
+`lojal run --dask-local N`).
+
+`WorkerNight` is the one per-process cache: the prepared night (shop data, features, recommender,
+compiled templates, store engine) and the delivery backends, for one key (project dir, store URL,
+run date, and the run's token, so that a re-run of a night never reuses an earlier run's data). It
+lives as long as the process and holds one night: a task asking for another key drops the previous
+one (engine disposed, backends finished). In the run's own process the flow hands it the night it
+planned with, so the default runner prepares nothing twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Iterator
+
+import pandas as pd
+
+from lojal import ledger, pipeline
+from lojal.config import Campaign, Runner
+from lojal.delivery import backend_for
+from lojal.delivery.base import DeliveryBackend
+from lojal.delivery.faults import FailAfter
+from lojal.errors import LojalError
+from lojal.paths import Paths
+
+Key = tuple[str, str, date, str]
+
+
+def store_fingerprint(database_url: str) -> str:
+    """Names a store without showing its URL (which may hold a password) in task parameters."""
+    return hashlib.sha256(database_url.encode()).hexdigest()[:16]
+
+
+@dataclass
+class WorkerNight:
+    """This process's prepared night and delivery backends (see the module's docstring)."""
+    key: Key | None = None
+    night: pipeline.Night | None = None
+    backends: dict[tuple[str | None, int | None], DeliveryBackend] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def adopt(self, night: pipeline.Night, run_token: str) -> None:
+        """The flow's own night (planned in this process): tasks here reuse it."""
+        paths = night.project.paths
+        with self.lock:
+            self._switch(_key(str(paths.project), paths.database_url, night.run_date, run_token))
+            self.night = night
+
+    def night_for(self, project_dir: str, run_date: date, store: str, run_token: str) -> pipeline.Night:
+        paths = Paths.resolve(project_dir)
+        if store_fingerprint(paths.database_url) != store:
+            raise LojalError(f"this worker's store is not the run's: set LOJAL_DATABASE_URL (and LOJAL_HOME) on the "
+                             f"Dask workers as for the run, and make {project_dir} the same project there "
+                             "(docs/operations.md, \"Running on Dask\")")
+        with self.lock:
+            self._switch(_key(project_dir, paths.database_url, run_date, run_token))
+            if self.night is None:
+                self.night = prepare_worker_night(paths, run_date)
+            return self.night
+
+    def backend(self, night: pipeline.Night, name: str | None, fail_after: int | None) -> DeliveryBackend:
+        """This process's backend for the night (a drill's FailAfter counts what this process sent)."""
+        with self.lock:
+            if (name, fail_after) not in self.backends:
+                backend = backend_for(night.project.config, night.project.paths, night.run_date, name)
+                self.backends[name, fail_after] = FailAfter(backend, fail_after) if fail_after is not None else backend
+            return self.backends[name, fail_after]
+
+    def release(self) -> None:
+        """Finish the backends (the outbox writes its index) and dispose the engine."""
+        with self.lock:
+            self._switch(None)
+
+    def _switch(self, key: Key | None) -> None:
+        if key == self.key:
+            return
+        for backend in self.backends.values():
+            backend.finish()
+        if self.night is not None:
+            self.night.engine.dispose()
+        self.key, self.night, self.backends = key, None, {}
+
+
+def _key(project_dir: str, database_url: str, run_date: date, run_token: str) -> Key:
+    return (str(Paths.resolve(project_dir).project), database_url, run_date, run_token)
+
+
+worker_night = WorkerNight()
+
+
+def prepare_worker_night(paths: Paths, run_date: date) -> pipeline.Night:
+    """What build_messages needs, prepared in a worker from the store. Until planning records each
+    message's plan on its ledger row, this is the whole night as the flow prepared it (the lead slims
+    it to the customers of the batch after merging)."""
+    return pipeline.prepare_night(pipeline.load_project(paths), run_date)
+
+
+def load_batch(night: pipeline.Night, campaign_id: str, message_ids: list[str]) -> tuple[Campaign, pd.DataFrame]:
+    """The campaign and the batch's ledger rows still sendable (message_id, customer_id, occasion_key),
+    in the order given: a retried batch skips what its first try already settled."""
+    rows = ledger.states(night.engine, message_ids)
+    if len(rows):
+        rows = rows[rows["state"].isin(ledger.SENDABLE)]
+    order = {m: i for i, m in enumerate(message_ids)}
+    columns = ["message_id", "customer_id", "occasion_key"]
+    batch = (rows[columns].assign(_order=rows["message_id"].map(order)).sort_values("_order")
+             .drop(columns="_order").reset_index(drop=True)) if len(rows) else pd.DataFrame(columns=columns)
+    return night.project.config.campaign(campaign_id), batch
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where batches run: a Prefect task runner and how many batches to keep submitted at once."""
+    task_runner: object
+    in_flight: int
+    where: str
+
+
+@contextmanager
+def placement(runner: Runner, dask_local: int | None) -> Iterator[Placement]:
+    """In this process one batch after another (the default); on a local Dask cluster of
+    `dask_local` worker processes started for this run; or on the scheduler at `runner.dask_address`."""
+    if dask_local:
+        from distributed import LocalCluster
+
+        with LocalCluster(n_workers=dask_local, threads_per_worker=1, processes=True,
+                          dashboard_address=None) as cluster:
+            yield _dask(cluster.scheduler_address, runner.batches_in_flight or dask_local,
+                        f"a local Dask cluster of {dask_local} worker processes")
+        return
+    if runner.dask_address:
+        yield _dask(runner.dask_address, runner.batches_in_flight or _cluster_threads(runner.dask_address),
+                    f"the Dask scheduler at {runner.dask_address}")
+        return
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    yield Placement(ThreadPoolTaskRunner(max_workers=1), 1, "this process")
+
+
+def _dask(address: str, in_flight: int, where: str) -> Placement:
+    from prefect_dask import DaskTaskRunner
+
+    return Placement(DaskTaskRunner(address=address), max(1, in_flight), where)
+
+
+def _cluster_threads(address: str) -> int:
+    from distributed import Client
+
+    try:
+        with Client(address, timeout="20s") as client:
+            return max(1, sum(client.nthreads().values()))
+    except OSError as exc:
+        raise LojalError(f"the Dask scheduler at {address} (runner.dask_address in config/schedule.yaml) did not "
+                         f"answer: {exc}; start it with `dask scheduler` and workers with `dask worker {address}`, "
+                         "or remove the setting to run in this process") from None

@@ -1,0 +1,153 @@
+"""The render-and-send stage on a local Dask cluster of worker processes (prefect-dask): the same
+plan, messages and ledger as the default in-process runner; and on PostgreSQL, workers handed the
+same messages at once never both send one (claims lock rows FOR UPDATE SKIP LOCKED)."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from lojal import ledger, pipeline
+from lojal.config import load_config
+from lojal.errors import ProjectError
+from lojal.paths import Paths
+from lojal.runner import store_fingerprint
+from lojal.sample import generate_shop
+from lojal.sample.store import write_sample_shop
+from lojal.store import connect
+
+RUN_DATE = date(2026, 11, 24)
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+LEDGER_COLUMNS = ["message_id", "campaign_id", "customer_id", "occasion_key", "run_date", "state", "attempts",
+                  "attempt_run_date", "accepted_on", "provider_message_id", "error"]
+
+
+@pytest.fixture(scope="module")
+def shop():
+    return generate_shop(400, seed=3, until=RUN_DATE)
+
+
+def _project(root: Path, shop, monkeypatch, database_url: str | None = None) -> Path:
+    """The shipped project with small batches (so several run at once), its own state and store."""
+    from conftest import REPO
+    import shutil
+
+    for folder in ("config", "segments", "templates"):
+        shutil.copytree(REPO / folder, root / folder)
+    sender = root / "config" / "sender.yaml"
+    settings = yaml.safe_load(sender.read_text())
+    settings["delivery"]["batch_size"] = 15
+    sender.write_text(yaml.safe_dump(settings))
+    monkeypatch.setenv("LOJAL_HOME", str(root / "state"))
+    if database_url:
+        monkeypatch.setenv("LOJAL_DATABASE_URL", database_url)
+    else:
+        monkeypatch.delenv("LOJAL_DATABASE_URL", raising=False)
+    write_sample_shop(connect(Paths.resolve(root).database_url), shop, replace=False)
+    return root
+
+
+def _night(root: Path, **kwargs) -> tuple[dict, pd.DataFrame, dict[str, str]]:
+    """Run the night; return its result, its ledger and its outbox (request bodies and HTML by file)."""
+    from flows.nightly import nightly
+
+    result = nightly(run_date=RUN_DATE, project_dir=str(root), **kwargs)
+    paths = Paths.resolve(root)
+    rows = ledger.states(connect(paths.database_url))[LEDGER_COLUMNS].sort_values("message_id").reset_index(drop=True)
+    outbox = paths.outbox_dir(RUN_DATE)
+    files = {p.relative_to(outbox).as_posix(): p.read_text() for p in outbox.glob("*/*") if p.suffix in (".json", ".html")}
+    return result, rows, files
+
+
+def test_a_night_on_two_dask_workers_equals_the_default_runner(tmp_path, monkeypatch, shop):
+    default = _night(_project(tmp_path / "default", shop, monkeypatch))
+    dask = _night(_project(tmp_path / "dask", shop, monkeypatch), dask_local=2)
+
+    (result_a, rows_a, files_a), (result_b, rows_b, files_b) = default, dask
+    assert [c["selected"] for c in result_b["campaigns"]] == [c["selected"] for c in result_a["campaigns"]]
+    assert result_b["campaigns"] == result_a["campaigns"]  # plan, funnel and outcome per campaign
+    assert sum(c["delivered"] for c in result_a["campaigns"]) > 30  # several batches of 15 ran at once
+    pd.testing.assert_frame_equal(rows_b, rows_a)
+    assert (rows_a["state"] == "sent").all() and (rows_a["attempts"] == 1).all()
+    assert files_b.keys() == files_a.keys() and len(files_a) == 2 * len(rows_a)
+    assert files_b == files_a  # the same SendGrid request bodies and HTML, byte for byte
+    assert _delivery_progress("last_chance") == [100.0, 100.0]  # each run's progress artifact reached 100 %
+
+
+def _delivery_progress(campaign_id: str) -> list[float]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    key = f"delivery-{campaign_id.replace('_', '-')}"
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
+                                      sort=ArtifactSort.CREATED_DESC, limit=2)  # this test's two runs
+    return [float(a.data) for a in found if a.type == "progress"]
+
+
+@pytest.mark.postgres
+def test_dask_workers_handed_the_same_messages_on_postgresql_send_each_once(tmp_path, monkeypatch, shop,
+                                                                              postgres_url):
+    from prefect import flow
+    from prefect_dask import DaskTaskRunner
+
+    from flows.nightly import send_batch
+
+    root = _project(tmp_path / "pg", shop, monkeypatch, postgres_url)
+    paths = Paths.resolve(root)
+    night = pipeline.prepare_night(pipeline.load_project(paths), RUN_DATE)
+    plans = pipeline.plan_campaigns(night)
+    night.engine.dispose()
+    work = [(p.campaign.id, p.pending["message_id"].tolist()) for p in plans if len(p.pending)]
+    planned = sum(len(ids) for _, ids in work)
+    assert planned > 30
+
+    @flow(task_runner=DaskTaskRunner(cluster_kwargs={"n_workers": 2, "threads_per_worker": 2, "processes": True,
+                                                     "dashboard_address": None}))
+    def overlapping():
+        """Every campaign's messages handed to four tasks at once, as overlapping workers would be."""
+        futures = [send_batch.submit(str(root), RUN_DATE, store_fingerprint(postgres_url), "overlap", campaign_id,
+                                     copy, ids) for campaign_id, ids in work for copy in range(4)]
+        return [f.result() for f in futures]
+
+    outcomes = overlapping()
+    rows = ledger.states(connect(postgres_url))
+    assert (rows["state"] == "sent").all() and (rows["attempts"] == 1).all(), rows["state"].value_counts()
+    assert sum(o.delivered for _, o, _ in outcomes) == planned == len(rows)
+    assert sum(o.duplicates for _, o, _ in outcomes) == 0  # no message was handed over by two workers
+    log = paths.outbox_dir(RUN_DATE) / "deliveries.jsonl"
+    sent = [json.loads(line)["message_id"] for line in log.read_text().splitlines()]
+    assert len(sent) == len(set(sent)) == planned
+
+
+def test_a_wrong_dask_address_is_a_config_error_naming_file_and_line(project):
+    schedule = project / "config" / "schedule.yaml"
+    schedule.write_text(schedule.read_text() + "runner:\n  dask_address: 10.0.0.5\n")
+    with pytest.raises(ProjectError) as caught:
+        load_config(Paths.resolve(project))
+    text = str(caught.value)
+    assert "config/schedule.yaml:" in text and "dask_address" in text, text
+    schedule.write_text(schedule.read_text().replace("10.0.0.5", "tcp://10.0.0.5:8786"))
+    assert load_config(Paths.resolve(project)).schedule.runner.dask_address == "tcp://10.0.0.5:8786"
+
+
+def test_a_configured_scheduler_address_places_batches_on_that_cluster():
+    from distributed import LocalCluster
+    from prefect_dask import DaskTaskRunner
+
+    from lojal.config import Runner
+    from lojal.runner import placement
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp", dashboard_address=None) as cluster:
+        with placement(Runner(dask_address=cluster.scheduler_address), None) as where:
+            assert isinstance(where.task_runner, DaskTaskRunner) and where.in_flight == 2  # the cluster's threads
+        with placement(Runner(dask_address=cluster.scheduler_address, batches_in_flight=5), None) as where:
+            assert where.in_flight == 5
+    with placement(Runner(), None) as where:
+        assert where.in_flight == 1 and where.where == "this process"
