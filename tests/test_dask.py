@@ -44,6 +44,7 @@ def _project(root: Path, shop, monkeypatch, database_url: str | None = None) -> 
     settings["delivery"]["batch_size"] = 15
     sender.write_text(yaml.safe_dump(settings))
     monkeypatch.setenv("LOJAL_HOME", str(root / "state"))
+    monkeypatch.setenv("LOJAL_SECRET", "one-shop-secret-shared-by-both-runs-0123456789")  # same tokens in both
     if database_url:
         monkeypatch.setenv("LOJAL_DATABASE_URL", database_url)
     else:
