@@ -14,13 +14,13 @@ import uuid
 from datetime import date
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE as NO_CACHE
 from prefect.runtime import flow_run as current_flow_run
 from prefect.states import Failed
 from prefect.utilities.annotations import quote
 
-from lojal import pipeline, runlog, schedule
+from lojal import pipeline, plans, runlog, schedule
 from lojal.delivery import backend_for
 from lojal.delivery.faults import FailAfter
 from lojal.delivery.reconcile import Policy, reconcile
@@ -58,8 +58,16 @@ def reconcile_unsettled(night: pipeline.Night) -> dict[str, int]:
 
 
 @task(cache_policy=NO_CACHE)
-def plan_campaigns(night: pipeline.Night) -> list[pipeline.CampaignPlan]:
-    return pipeline.plan_campaigns(night)
+def plan_campaigns(night: pipeline.Night, only: str | None = None) -> list[pipeline.CampaignPlan]:
+    plans_ = pipeline.plan_campaigns(night, only)
+    _funnel_artifact(plans.funnel_records(night.decisions), night.run_date)
+    return plans_
+
+
+def _funnel_artifact(funnel: list[dict], run_date: date) -> None:
+    """The decision funnel per campaign (considered, selected, held out, each reason) as a table."""
+    create_table_artifact(funnel, key="nightly-funnel",
+                          description=f"Who was selected, held out or excluded and why, per campaign, on {run_date}")
 
 
 @task(cache_policy=NO_CACHE, task_run_name="{campaign_id}-batch-{number}")
@@ -111,21 +119,30 @@ def _night_name() -> str:
 
 @flow(name="nightly", flow_run_name=_night_name)
 def nightly(run_date: date | None = None, project_dir: str | None = None,
-            fail_after: int | None = None, delivery: str | None = None) -> dict:
+            fail_after: int | None = None, delivery: str | None = None,
+            dry_run: bool = False, campaign: str | None = None) -> dict:
     """Run tonight's campaigns. `delivery` (outbox, sendgrid) overrides config/sender.yaml for this
-    run; `fail_after` injects a delivery fault after N messages (drills).
+    run; `fail_after` injects a delivery fault after N messages (drills). `dry_run`: decide only,
+    write the decision log under <state>/plans/<date>/ and nothing else (lojal.plans). `campaign`:
+    run this campaign alone, the others untouched.
 
     Without `run_date` the night is the scheduled time's date in the shop's zone. One run per store at
     a time: a second one stops at once naming the first (lojal.runlock), and is recorded as failed. A
     night where a message failed to render or send ends Failed (its message says partial), for
     automations."""
     run_date = schedule.night_of(run_date, project_dir, current_flow_run.scheduled_start_time)
+    if dry_run:
+        result = plans.dry_run(Paths.resolve(project_dir), run_date, campaign, progress=observer().stage)
+        _funnel_artifact(result["funnel"], run_date)
+        return result
     run = _RunRecord.start(project_dir, run_date)
     summaries: list[dict] = []
     try:
         project = load_project(project_dir)
         _tag_flow_run(schedule.run_tags(project.config.brand.name, project.config.schedule.environment))
-        result = _locked_night(project, run_date, fail_after, delivery, summaries, run.run_id)
+        if campaign is not None:
+            plans.check_campaign(project.config, campaign)
+        result = _locked_night(project, run_date, fail_after, delivery, summaries, run.run_id, campaign)
     except BaseException as exc:
         run.finish(runlog.FAILED, summaries, error=_one_line(exc))
         raise
@@ -140,20 +157,20 @@ def nightly(run_date: date | None = None, project_dir: str | None = None,
 
 
 def _locked_night(project: pipeline.Project, run_date: date, fail_after: int | None, delivery: str | None,
-                  summaries: list[dict], run_id: int | None) -> dict:
+                  summaries: list[dict], run_id: int | None, only: str | None = None) -> dict:
     engine = connect(project.paths.database_url)
     require_schema(engine)
     lock = RunLock(engine, run_date)
     try:
         runlog.mark_interrupted(engine, keep=run_id)
-        return _deliver_night(project, run_date, fail_after, delivery, summaries)
+        return _deliver_night(project, run_date, fail_after, delivery, summaries, only)
     finally:
         lock.release()
         engine.dispose()
 
 
 def _deliver_night(project: pipeline.Project, run_date: date, fail_after: int | None, delivery: str | None,
-                   summaries: list[dict]) -> dict:
+                   summaries: list[dict], only: str | None = None) -> dict:
     backend = backend_for(project.config, project.paths, run_date, delivery)
     if fail_after is not None:
         backend = FailAfter(backend, fail_after)
@@ -161,7 +178,7 @@ def _deliver_night(project: pipeline.Project, run_date: date, fail_after: int | 
     try:
         night = prepare_night(quote(project), run_date)
         reconciled = reconcile_unsettled(quote(night))
-        night.plans = plan_campaigns(quote(night))
+        night.plans = plan_campaigns(quote(night), only)
         _NIGHTS[run_key] = (night, backend)
         for plan in night.plans:
             summaries.append(campaign(plan.campaign.id, run_key))

@@ -219,18 +219,19 @@ class _Night:
 def decide(campaigns: CampaignsFile, data: ShopData, features: pd.DataFrame, membership: pd.DataFrame,
            history: pd.DataFrame, *, now: pd.Timestamp, shop_timezone: str, secret: ShopSecret,
            run_date: date | None = None, tier_order: Sequence[str] | None = None,
-           tonight: pd.DataFrame | None = None) -> pd.DataFrame:
+           tonight: pd.DataFrame | None = None, only: Sequence[str] | None = None) -> pd.DataFrame:
     """One row per (customer, enabled campaign whose segment they match): the decision and why.
 
     `now` is the planning moment (naive UTC): local send times and caps are measured from it.
     `run_date` defaults to `data.run_date` (occasion keys such as birthdays use it). `tier_order`
     lists tier names from lowest to highest (config.loyalty); by default it is read from the
-    features' tier / tier_rank columns. Columns: see DECISION_COLUMNS and docs/planning.md."""
+    features' tier / tier_rank columns. `only`: decide these campaigns alone (`lojal run --campaign`).
+    Columns: see DECISION_COLUMNS and docs/planning.md."""
     run_date = run_date or data.run_date
     now = pd.Timestamp(now)
     if now.tzinfo is not None:
         now = now.tz_convert("UTC").tz_localize(None)
-    enabled = campaigns.enabled
+    enabled = [c for c in campaigns.enabled if only is None or c.id in only]
     if not enabled:
         return pd.DataFrame({c: [] for c in DECISION_COLUMNS})
     # Everything below works on the pool: customers matching at least one enabled campaign.

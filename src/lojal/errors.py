@@ -8,6 +8,7 @@
     ├── AddressError                not a deliverable e-mail address (lojal.addresses), or one Lojal cannot send to
     ├── HeaderInjectionError        CR/LF or other control characters in a header value
     ├── RunLockedError              another nightly run is using the store; this one stops at once
+    ├── PlanError                   a dry run's plan or a ledger record asked for does not exist
     ├── DeliveryError               a delivery backend failed; `retryable` says whether to try again
     │   ├── DeliveryAuthError       SendGrid answered 401/403: the run stops, naming the setting to fix
     │   └── DeliveryConfigError     the SendGrid backend cannot start (no API key, bad URL)
@@ -86,6 +87,10 @@ class HeaderInjectionError(LojalError, ValueError):
 
 class RunLockedError(LojalError):
     """Another nightly run holds the store's run lock; the message names it."""
+
+
+class PlanError(LojalError):
+    """A dry run's decision log (`lojal plan diff`) or a message (`lojal ledger show`) that is not there."""
 
 
 class DeliveryError(LojalError):
