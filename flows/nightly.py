@@ -188,7 +188,8 @@ def _deliver_night(project: pipeline.Project, run_date: date, fail_after: int | 
     outbox = project.paths.outbox_dir(run_date)
     report = write_run_report(project.paths, run_date, summaries)
     return {"run_date": run_date.isoformat(), "delivery": backend.name, "outbox": str(outbox),
-            "report": str(report), "reconciled": reconciled, "campaigns": summaries}
+            "report": str(report), "reconciled": reconciled, "campaigns": summaries,
+            "funnel": plans.funnel_records(night.decisions)}
 
 
 class _RunRecord:

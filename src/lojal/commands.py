@@ -155,7 +155,7 @@ def ensure_prefect_api(attempts: int = 2) -> None:
 
 
 def run_nightly(project: Path | None, run_date: date | None, fail_after: int | None, verbose: bool,
-                progress: bool, delivery: str | None = None):
+                progress: bool, delivery: str | None = None, dry_run: bool = False, campaign: str | None = None):
     """The nightly flow in this process; returns its final Prefect state (Completed, or Failed with
     the night's result when messages failed, or Failed with the exception that stopped it)."""
     quiet_prefect_console(verbose)
@@ -167,7 +167,7 @@ def run_nightly(project: Path | None, run_date: date | None, fail_after: int | N
         ctx = observing(RichObserver(bar)) if progress else nullcontext()
         with ctx:
             return nightly(run_date=run_date, project_dir=str(paths.project), fail_after=fail_after,
-                           delivery=delivery, return_state=True)
+                           delivery=delivery, dry_run=dry_run, campaign=campaign, return_state=True)
 
 
 def deployments(project: Path | None) -> list:

@@ -563,6 +563,57 @@ def _localized(night: Night, item: dict, customer: dict) -> dict:
     return night.catalogue.localize(item, customer["market"], customer["locale"], reprice=True)
 
 
+@dataclass
+class Rerendered:
+    record: dict  # the ledger row, made_from parsed
+    message: OutgoingMessage | None
+    error: str | None  # why it could not be rendered again
+    changed: list[str]  # files (and the campaign's config) that differ from what the message was made of
+
+
+def rerender(paths: Paths, message_id: str) -> Rerendered:
+    """Render a recorded message again from its ledger row (`lojal ledger show --render`): the same
+    items, variant, send time and offer code, the store's data as of the night it was built. It is
+    byte-identical to what was sent unless a file it was made of changed (`changed` names them)."""
+    from lojal.errors import PlanError
+
+    project = load_project(paths)
+    engine = connect(paths.database_url)
+    try:
+        record = ledger.record(engine, message_id)
+    finally:
+        engine.dispose()
+    if record is None:
+        raise PlanError(f"no message {message_id!r} in the send ledger; `lojal runs show` lists a night's messages")
+    try:
+        campaign = project.config.campaign(record["campaign_id"])
+    except KeyError:
+        raise PlanError(f"message {message_id}: campaign {record['campaign_id']!r} is no longer in "
+                        "config/campaigns.yaml, so it cannot be rendered again") from None
+    changed = changed_since(project, campaign, record["made_from"])
+    night = prepare_night(project, record["attempt_run_date"] or record["run_date"], for_rendering=True)
+    try:
+        batch = pd.DataFrame([{**{k: record.get(k) for k in PENDING_COLUMNS},
+                               "made_from": json.dumps(record["made_from"]) if record["made_from"] else None}])
+        messages, failures = build_messages(night, campaign, batch)
+    finally:
+        night.engine.dispose()
+    return Rerendered(record, messages[0] if messages else None, next(iter(failures.values()), None), changed)
+
+
+def changed_since(project: Project, campaign: Campaign, made: dict | None) -> list[str]:
+    """The files (and the campaign's settings) whose content differs from the message's record."""
+    if not made:
+        return ["(no record: the message was planned before Lojal recorded what sends are made of)"]
+    now = made_from_files(project, campaign, made.get("variant"))
+    changed = [name for name, digest in made.get("files", {}).items()
+               if file_sha256(project.paths.project / name) != digest]
+    changed += [f"{name} (now used, not before)" for name in now["files"] if name not in made.get("files", {})]
+    if now["campaign"] != made.get("campaign"):
+        changed.append(f"config/campaigns.yaml (campaign {campaign.id})")
+    return changed
+
+
 def deliver(engine: Engine, backend: DeliveryBackend, messages: list[OutgoingMessage], night: date,
             settings: Delivery, tally: Tally | None = None) -> BatchOutcome:
     """Send one batch in windows of at most `backend.concurrency` messages: each window is committed
@@ -705,4 +756,4 @@ def record_batch(summary: CampaignSummary, rendered: int, outcome: BatchOutcome,
 
 
 __all__ = ["Project", "Night", "CampaignPlan", "Tally", "load_project", "check_project", "prepare_night",
-           "planning_moment", "decide_night", "plan_campaigns", "made_from", "made_from_files", "arm_of", "build_messages", "deliver", "pause_reason", "batches", "summary_for", "record_batch"]
+           "planning_moment", "decide_night", "rerender", "changed_since", "plan_campaigns", "made_from", "made_from_files", "arm_of", "build_messages", "deliver", "pause_reason", "batches", "summary_for", "record_batch"]
