@@ -29,7 +29,7 @@ dev: $(DEV_STAMP)
 demo: $(RUNTIME_STAMP)
 	$(BIN)/lojal db upgrade
 	$(BIN)/lojal sample-data --customers $(DEMO_CUSTOMERS) --seed $(DEMO_SEED) --replace
-	$(BIN)/lojal run
+	LOJAL_SECRET=$${LOJAL_SECRET:-lojal-demo-secret-not-for-production} $(BIN)/lojal run
 
 # Headless Chromium for the preview tests: Debian's package, installed when we may (root) and it is missing.
 browser:
