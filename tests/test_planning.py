@@ -226,3 +226,15 @@ def test_ledger_show_renders_a_sent_email_again_byte_for_byte_or_names_the_chang
                        encoding="utf-8")
     changed = pipeline.rerender(paths, message_id)
     assert changed.changed == ["templates/last_chance/strings.yaml"]
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_lojal_run_dry_run_prints_the_funnel_and_writes_no_ledger_row(store):
+    paths, engine = store
+    result = CliRunner().invoke(app, ["run", "--date", str(D), "--dry-run", "--campaign", "last_chance",
+                                      "--project", str(paths.project)])
+    assert result.exit_code == 0, result.output
+    assert "dry run: nothing sent" in result.output and "last_chance" in result.output
+    assert ledger_count(engine) == 0
+    log = pd.read_csv(plans.plan_dir(paths, D) / "decisions.csv")
+    assert set(log["campaign"]) == {"last_chance"} and (log["decision"] == "held_out").any()
