@@ -66,6 +66,8 @@ def plan_campaigns(night: pipeline.Night, only: str | None = None) -> list[pipel
 
 def _funnel_artifact(funnel: list[dict], run_date: date) -> None:
     """The decision funnel per campaign (considered, selected, held out, each reason) as a table."""
+    if not funnel:
+        return
     create_table_artifact(funnel, key="nightly-funnel",
                           description=f"Who was selected, held out or excluded and why, per campaign, on {run_date}")
 

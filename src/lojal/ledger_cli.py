@@ -67,7 +67,7 @@ def print_record(record: dict) -> None:
         console.print(f"  {digest[:16] if digest else '(missing)':<16}  {name}", highlight=False, markup=False)
     for item in made.get("items", []):
         console.print(f"item {item.get('slot')}: {item.get('sku')} {item.get('title')!r} strategy={item.get('strategy')} "
-                      f"score={item.get('score', 0):.4g} reason={item.get('reason_code')}: {item.get('reason')}",
+                      f"score={item.get('score') or 0:.4g} reason={item.get('reason_code')}: {item.get('reason')}",
                       highlight=False, markup=False)
 
 
