@@ -107,6 +107,14 @@ def test_real_run_records_decisions_with_priority_holdouts_and_what_each_send_is
         assert f"lojal-last_chance-{variant}" in message.categories
         code = last.set_index("message_id").loc[message.message_id, "offer_code"]
         assert code in message.html
+    # the arm's subject string (subject_urgent) is the subject of its e-mails
+    by_variant = {}
+    for message in messages:
+        by_variant.setdefault(message.custom_args["lojal_variant"], set()).add(message.subject.split(",")[-1].strip())
+    compiled = night.project.templates.compiled[("last_chance", "en")]
+    assert "subject_urgent" in compiled.subjects
+    if len(by_variant) == 2:
+        assert not by_variant["last_hello"] & by_variant["stay_in_touch"]
 
 
 def test_rerun_and_back_dated_run_mail_nobody_twice_and_held_out_stays_held_out(store):

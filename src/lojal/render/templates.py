@@ -127,8 +127,13 @@ def fold_constants(source: str, brand: Mapping[str, Any], locale: str, *, html: 
 
 
 def template_names(config: ProjectConfig) -> list[str]:
-    """The templates of enabled campaigns and of their A/B arms."""
-    return sorted({campaign.template for campaign in config.campaigns.enabled}
+    return sorted({campaign.template for campaign in config.campaigns.enabled})
+
+
+def sending_template_names(config: ProjectConfig) -> list[str]:
+    """The templates a run renders: of enabled campaigns and of their A/B arms (`lojal check`
+    reports an arm's missing template itself)."""
+    return sorted(set(template_names(config))
                   | {arm.template for campaign in config.campaigns.enabled for arm in campaign.arms if arm.template})
 
 
@@ -422,7 +427,7 @@ def _line_of(text: str, needle: str) -> int | None:
 
 def load_templates(paths: Paths, config: ProjectConfig, compiler: MjmlCompiler | None = None) -> TemplateSet:
     """Compile every template of an enabled campaign in every locale; ProjectError if any is broken."""
-    result = compile_templates(paths, config, compiler=compiler)
+    result = compile_templates(paths, config, sending_template_names(config), compiler=compiler)
     errors = [p for p in result.problems if p.severity == "error"]
     if errors:
         raise ProjectError(errors)
