@@ -70,10 +70,8 @@ def prefect_comparison(night, plans, sample: int) -> dict:
     from lojal import pipeline
     from lojal.delivery import OutboxBackend
 
-    plan = max(plans, key=lambda p: len(p.audience.recipients))
-    rows = plan.audience.recipients.head(sample).copy()
-    from lojal.ledger import message_id_for
-    rows["message_id"] = [message_id_for("bench", int(c), o) for c, o in zip(rows["customer_id"], rows["occasion_key"])]
+    plan = max(plans, key=lambda p: len(p.pending))
+    rows = plan.pending.head(sample).copy()  # ledger rows: what each message is made of
 
     @task(cache_policy=NO_CACHE)
     def send(batch, backend):
@@ -110,6 +108,7 @@ def main() -> None:
         os.environ["LOJAL_HOME"] = home
         os.environ.pop("LOJAL_DATABASE_URL", None)
         os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+        os.environ.setdefault("LOJAL_SECRET", "bench-only-secret-not-for-production")
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
         report, night, plans = stage_timings(args.customers)
         report["prefect"] = prefect_comparison(night, plans, args.naive_sample)

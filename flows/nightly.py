@@ -18,14 +18,15 @@ from collections import deque
 from datetime import date
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
+from prefect.artifacts import (create_markdown_artifact, create_progress_artifact, create_table_artifact,
+                               update_progress_artifact)
 from prefect.cache_policies import NONE as NO_CACHE
 from prefect.futures import as_completed
 from prefect.runtime import flow_run as current_flow_run
 from prefect.states import Failed
 from prefect.utilities.annotations import quote
 
-from lojal import ledger, pipeline, runlog, schedule
+from lojal import ledger, pipeline, plans, runlog, schedule
 from lojal.delivery.reconcile import Policy, reconcile
 from lojal.errors import LojalError
 from lojal.paths import Paths
@@ -69,8 +70,18 @@ def apply_suppressions(project: pipeline.Project):
 
 
 @task(cache_policy=NO_CACHE)
-def plan_campaigns(night: pipeline.Night) -> list[pipeline.CampaignPlan]:
-    return pipeline.plan_campaigns(night)
+def plan_campaigns(night: pipeline.Night, only: str | None = None) -> list[pipeline.CampaignPlan]:
+    plans_ = pipeline.plan_campaigns(night, only)
+    _funnel_artifact(plans.funnel_records(night.decisions), night.run_date)
+    return plans_
+
+
+def _funnel_artifact(funnel: list[dict], run_date: date) -> None:
+    """The decision funnel per campaign (considered, selected, held out, each reason) as a table."""
+    if not funnel:
+        return
+    create_table_artifact(funnel, key="nightly-funnel",
+                          description=f"Who was selected, held out or excluded and why, per campaign, on {run_date}")
 
 
 def _retry_unless_ours(task, task_run, state) -> bool:
@@ -190,23 +201,32 @@ def _night_name() -> str:
 
 @flow(name="nightly", flow_run_name=_night_name)
 def nightly(run_date: date | None = None, project_dir: str | None = None,
-            fail_after: int | None = None, delivery: str | None = None, dask_local: int | None = None) -> dict:
+            fail_after: int | None = None, delivery: str | None = None, dask_local: int | None = None,
+            dry_run: bool = False, campaign: str | None = None) -> dict:
     """Run tonight's campaigns. `delivery` (outbox, sendgrid) overrides config/sender.yaml for this
     run; `fail_after` injects a delivery fault after N messages per process (drills); `dask_local`
     runs the batches on a local Dask cluster of that many worker processes (else where
-    config/schedule.yaml's `runner:` says, by default in this process).
+    config/schedule.yaml's `runner:` says, by default in this process). `dry_run`: decide only,
+    write the decision log under <state>/plans/<date>/ and nothing else (lojal.plans). `campaign`:
+    run this campaign alone, the others untouched.
 
     Without `run_date` the night is the scheduled time's date in the shop's zone. One run per store at
     a time: a second one stops at once naming the first (lojal.runlock), and is recorded as failed. A
     night where a message failed to render or send ends Failed (its message says partial), for
     automations."""
     run_date = schedule.night_of(run_date, project_dir, current_flow_run.scheduled_start_time)
+    if dry_run:
+        result = plans.dry_run(Paths.resolve(project_dir), run_date, campaign, progress=observer().stage)
+        _funnel_artifact(result["funnel"], run_date)
+        return result
     run = _RunRecord.start(project_dir, run_date)
     summaries: list[dict] = []
-    options = _Options(delivery, fail_after, dask_local)
+    options = _Options(delivery, fail_after, dask_local, campaign)
     try:
         project = load_project(project_dir)
         _tag_flow_run(schedule.run_tags(project.config.brand.name, project.config.schedule.environment))
+        if campaign is not None:
+            plans.check_campaign(project.config, campaign)
         result = _locked_night(project, run_date, options, summaries, run.run_id)
     except BaseException as exc:
         run.finish(runlog.FAILED, summaries, error=_one_line(exc))
@@ -222,10 +242,10 @@ def nightly(run_date: date | None = None, project_dir: str | None = None,
 
 
 class _Options:
-    """How this run delivers: backend override, fault drill, local Dask cluster size."""
+    """How this run delivers: backend override, fault drill, local Dask cluster size, one campaign only."""
 
-    def __init__(self, delivery: str | None, fail_after: int | None, dask_local: int | None):
-        self.delivery, self.fail_after, self.dask_local = delivery, fail_after, dask_local
+    def __init__(self, delivery: str | None, fail_after: int | None, dask_local: int | None, only: str | None = None):
+        self.delivery, self.fail_after, self.dask_local, self.only = delivery, fail_after, dask_local, only
 
 
 def _locked_night(project: pipeline.Project, run_date: date, options: _Options, summaries: list[dict],
@@ -251,7 +271,7 @@ def _deliver_night(project: pipeline.Project, run_date: date, options: _Options,
         worker_night.adopt(night, run_token)
         backend = worker_night.backend(night, options.delivery, options.fail_after)  # a bad setting stops us here
         reconciled = reconcile_unsettled(quote(night))
-        night.plans = plan_campaigns(quote(night))
+        night.plans = plan_campaigns(quote(night), options.only)
         with placement(project.config.schedule.runner, options.dask_local) as where:
             get_run_logger().info("batches run in %s", where.where)
             for plan in night.plans:
@@ -265,7 +285,8 @@ def _deliver_night(project: pipeline.Project, run_date: date, options: _Options,
     page = tracking.publish_report(project.paths, project.config, run_date, suppressed)
     return {"run_date": run_date.isoformat(), "delivery": backend.name, "outbox": str(outbox),
             "report": str(report), "reconciled": reconciled, "campaigns": summaries,
-            "suppressions": suppressed.as_dict(), "tracking_report": str(page) if page else None}
+            "suppressions": suppressed.as_dict(), "tracking_report": str(page) if page else None,
+            "funnel": plans.funnel_records(night.decisions)}
 
 
 class _RunRecord:

@@ -21,6 +21,8 @@ sys.path.insert(0, str(Path(__file__).parent))  # tests import their helpers (he
 SHARED = REPO.parent / "shared"
 POSTGRES_URL = os.environ.get("LOJAL_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 RUN_DATE = date(2026, 11, 24)
+# The shop's secret (holdout groups, A/B arms, offer codes): runs need one; tests use a fixed test value.
+os.environ.setdefault("LOJAL_SECRET", "lojal-test-suite-secret-not-for-production")
 
 
 @pytest.fixture(autouse=True)

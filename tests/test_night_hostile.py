@@ -16,7 +16,6 @@ from lojal import pipeline
 from lojal.audience import NEEDS_SMTPUTF8
 from lojal.cli import app
 from lojal.paths import Paths
-from lojal.planning import assign_campaigns
 from lojal.sample import generate_shop
 from lojal.sample.store import write_sample_shop
 from lojal.store import connect, schema
@@ -29,10 +28,11 @@ def _tonights_recipients(project: Path) -> list[tuple[str, int]]:
     """(campaign, customer) of tonight's first recipients, decided without writing anything."""
     loaded = pipeline.load_project(Paths.resolve(project))
     night = pipeline.prepare_night(loaded, RUN_DATE)
-    audiences = assign_campaigns(loaded.config.campaigns, night.data, night.features, night.membership,
-                                 pd.DataFrame(columns=["campaign_id", "customer_id", "occasion_key", "night"]))
+    log = pipeline.decide_night(night)
     night.engine.dispose()
-    return [(a.campaign.id, int(c)) for a in audiences for c in a.recipients["customer_id"][:2]]
+    chosen = log[log["decision"] == "selected"]
+    return [(c.id, int(cid)) for c in loaded.config.campaigns.enabled
+            for cid in chosen.loc[chosen["campaign"] == c.id, "customer_id"][:2]]
 
 
 @pytest.mark.slow
@@ -66,9 +66,11 @@ def test_malformed_customers_fail_alone_and_are_explained(project):
     assert "contains a line break or control character" in failed.loc[injector, "error"]
     assert failed.loc[no_locale, "error"].startswith(
         f"customer {no_locale}: RenderError: no compiled template")
-    assert (rows.drop(index=[injector, no_locale])["state"] == "sent").all() and len(rows) > 20
+    others = rows.drop(index=[injector, no_locale])["state"]
+    assert (others[others != "held_out"] == "sent").all() and len(rows) > 20  # held_out: holdout groups, never sent
     assert sum(s["failed"] for s in result["campaigns"]) == 2
-    assert sum(s["delivered"] for s in result["campaigns"]) == len(rows) - 2
+    assert sum(s["delivered"] for s in result["campaigns"]) == int((rows["state"] != "held_out").sum()) - 2
+    assert sum(s["held_out"] for s in result["campaigns"]) == int((rows["state"] == "held_out").sum()) > 0
 
     listed = CliRunner().invoke(app, ["runs", "--project", str(project)])
     assert listed.exit_code == 0, listed.output

@@ -1,129 +1,248 @@
-"""Who gets which campaign: priority, tonight's allowance, consent, suppression, occasions."""
+"""Real runs plan with lojal.decisions.decide (without Prefect, a small shop): ledger rows from the
+decisions (planned, held_out) with what each send is made of, caps counted on accepted times,
+occasion keys across repeated and back-dated nights, dry runs, --campaign, plan diff, and
+`lojal ledger show --render` re-rendering a sent e-mail byte for byte."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, timedelta
 
 import pandas as pd
+import pytest
+from sqlalchemy import func, select, update
+from typer.testing import CliRunner
 
-from lojal.config import CampaignsFile
-from lojal.planning import ALREADY_RECEIVED, CARRIED_OVER, NO_OCCASION, SENT_EARLIER_TONIGHT, assign_campaigns
-from lojal.audience import NO_CONSENT, SUPPRESSED, INVALID_EMAIL
-from lojal.store.shopdata import ShopData
+from lojal import decisions, ledger, pipeline, plans
+from lojal.cli import app
+from lojal.delivery import backend_for
+from lojal.paths import Paths
+from lojal.sample import generate_shop
+from lojal.sample.store import write_sample_shop
+from lojal.store import connect
+from lojal.store.schema import send_ledger
 
-RUN = date(2026, 11, 24)
-
-
-def shop(consent=(True, True, True, False, True), emails=None, suppressed=frozenset()) -> ShopData:
-    ids = [1, 2, 3, 4, 5]
-    customers = pd.DataFrame({
-        "customer_id": ids, "email": emails or [f"c{i}@example.com" for i in ids], "first_name": "X",
-        "locale": "en", "country": "GB", "time_zone": "Europe/London", "birthday": None,
-        "created_at": datetime(2025, 1, 1), "consent_email": list(consent),
-        "consent_at": datetime(2025, 1, 1), "consent_source": "checkout"})
-    products = pd.DataFrame({"sku": ["A"], "title": "A", "category": "C", "price": 10.0, "currency": "NOK",
-                             "image_url": None, "product_url": None, "in_stock": True})
-    orders = pd.DataFrame({"order_id": [11, 12, 13, 14], "customer_id": [1, 2, 3, 4],
-                           "placed_at": datetime(2026, 11, 23, 12), "currency": "NOK"})
-    lines = pd.DataFrame({"order_id": [11, 12, 13, 14], "line_no": 1, "sku": "A", "quantity": 1, "unit_price": 10.0})
-    return ShopData.from_frames(RUN, customers, products, orders, lines, suppressed)
+D = date(2026, 11, 24)
 
 
-def features(data: ShopData) -> pd.DataFrame:
-    last = data.orders.groupby("customer_id").agg(last_order_id=("order_id", "max"), last_order_at=("placed_at", "max"))
-    frame = last.reindex(data.customers.index)
-    frame["last_order_id"] = frame["last_order_id"].astype("Int64")
-    frame["tier"] = "Bronze"
-    return frame
+@pytest.fixture(scope="module")
+def shop():
+    return generate_shop(400, seed=31, until=D + timedelta(days=2))
 
 
-CAMPAIGNS = CampaignsFile.model_validate({"campaigns": [
-    {"id": "thanks", "name": "Thanks", "segment": "ordered", "template": "t", "priority": 100, "occasion": "last_order"},
-    {"id": "news", "name": "News", "segment": "everyone", "template": "t", "priority": 10, "occasion": "run_date"},
-]})
-NO_SENDS = pd.DataFrame(columns=["campaign_id", "customer_id", "occasion_key", "night"])
+@pytest.fixture
+def store(project, shop):
+    paths = Paths.resolve(project)
+    engine = connect(paths.database_url)
+    write_sample_shop(engine, shop, replace=False)
+    yield paths, engine
+    engine.dispose()
 
 
-def membership(index) -> pd.DataFrame:
-    return pd.DataFrame({"ordered": index.isin([1, 2, 3, 4]), "everyone": True}, index=index)
+def night_of(paths: Paths, night: date, now: pd.Timestamp | None = None) -> pipeline.Night:
+    prepared = pipeline.prepare_night(pipeline.load_project(paths), night)
+    prepared.now = now
+    return prepared
 
 
-def by_id(audiences):
-    return {a.campaign.id: a for a in audiences}
+def ledger_rows(engine) -> pd.DataFrame:
+    return ledger.states(engine)
 
 
-def test_priority_allowance_and_gate():
-    data = shop(suppressed=frozenset({"c2@example.com"}))
-    feats = features(data)
-    result = by_id(assign_campaigns(CAMPAIGNS, data, feats, membership(feats.index), NO_SENDS))
-
-    thanks = result["thanks"]
-    assert thanks.matched == 4
-    assert thanks.recipients["customer_id"].tolist() == [1, 3]
-    assert thanks.recipients["occasion_key"].tolist() == ["order:11", "order:13"]
-    assert dict(thanks.exclusions) == {SUPPRESSED: 1, NO_CONSENT: 1}
-
-    news = result["news"]
-    assert news.recipients["customer_id"].tolist() == [5]
-    assert news.exclusions[SUPPRESSED] == 1 and news.exclusions[NO_CONSENT] == 1
-    assert news.exclusions["gets higher-priority thanks tonight"] == 2
+def ledger_count(engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(send_ledger)).scalar_one()
 
 
-def test_allowance_of_two_lets_both_through():
-    data = shop()
-    feats = features(data)
-    two = CampaignsFile.model_validate({**CAMPAIGNS.model_dump(), "max_emails_per_customer_per_run": 2})
-    result = by_id(assign_campaigns(two, data, feats, membership(feats.index), NO_SENDS))
-    assert result["news"].recipients["customer_id"].tolist() == [1, 2, 3, 5]
+def send_all(night: pipeline.Night) -> int:
+    """Build and hand every pending message to the outbox, as the flow's batches do."""
+    backend = backend_for(night.project.config, night.project.paths, night.run_date, "outbox")
+    settings = night.project.config.sender.delivery
+    sent = 0
+    for plan in night.plans:
+        messages, failures = pipeline.build_messages(night, plan.campaign, plan.pending)
+        assert not failures, failures
+        sent += pipeline.deliver(night.engine, backend, messages, night.run_date, settings).delivered
+    backend.finish()
+    return sent
 
 
-def test_earlier_send_for_the_same_occasion_excludes_and_frees_the_allowance():
-    data = shop()
-    feats = features(data)
-    sent = pd.DataFrame({"campaign_id": ["thanks"], "customer_id": [1], "occasion_key": ["order:11"],
-                         "night": [date(2026, 11, 23)]})
-    result = by_id(assign_campaigns(CAMPAIGNS, data, feats, membership(feats.index), sent))
-    assert result["thanks"].exclusions[ALREADY_RECEIVED] == 1
-    assert 1 in result["news"].recipients["customer_id"].tolist()
+def test_real_run_records_decisions_with_priority_holdouts_and_what_each_send_is_made_of(store):
+    paths, engine = store
+    night = night_of(paths, D)
+    night.plans = pipeline.plan_campaigns(night)
+    log, rows = night.decisions, ledger_rows(engine)
+    # one ledger row per selected or held-out decision, nothing for the excluded
+    chosen = log[log["decision"] != decisions.EXCLUDED]
+    assert len(rows) == len(chosen) > 50
+    held = rows[rows["state"] == ledger.HELD_OUT]
+    assert len(held) == int((log["decision"] == decisions.HELD_OUT).sum()) > 0
+    assert (rows.loc[rows["state"] != ledger.HELD_OUT, "state"] == ledger.PLANNED).all()
+    # priority arbitration: at most one planned e-mail per customer tonight; the loser names the winner
+    planned = rows[rows["state"] == ledger.PLANNED]
+    assert not planned["customer_id"].duplicated().any()
+    priority = {c.id: c.priority for c in night.project.config.campaigns.enabled}
+    lower = log[log["reason"] == decisions.LOWER_PRIORITY]
+    assert len(lower) > 0
+    for detail, campaign in zip(lower["detail"], lower["campaign"]):
+        if detail.startswith(decisions.HIGHER_PRIORITY):
+            assert priority[detail.split()[2]] > priority[campaign]
+    # held-out rows are never pending, so never built or sent
+    pending = pd.concat([p.pending for p in night.plans])
+    assert not set(pending["message_id"]) & set(held["message_id"])
+    # what each send is made of: variant and offer code of last_chance, items with strategy/score/reason
+    record = ledger.record(engine, planned["message_id"].iloc[0])
+    made = record["made_from"]
+    assert made["files"] and all(len(digest) == 64 for digest in made["files"].values() if digest)
+    assert any(name.startswith("segments/") for name in made["files"])
+    if night.project.config.campaign(record["campaign_id"]).recommendations:
+        assert made["items"] and {"sku", "strategy", "score", "reason_code"} <= set(made["items"][0])
+    last = rows[(rows["campaign_id"] == "last_chance") & (rows["state"] == ledger.PLANNED)]
+    assert len(last) > 0 and last["variant"].isin(["stay_in_touch", "last_hello"]).all()
+    assert last["offer_code"].str.match(r"^BACK-[0-9A-Z]{8}$").all() and last["send_at"].notna().all()
+    # the message carries its variant (categories, custom_args) and its send time
+    plan = next(p for p in night.plans if p.campaign.id == "last_chance")
+    messages, _ = pipeline.build_messages(night, plan.campaign, plan.pending.head(6))
+    for message in messages:
+        variant = message.custom_args["lojal_variant"]
+        assert f"lojal-last_chance-{variant}" in message.categories
+        code = last.set_index("message_id").loc[message.message_id, "offer_code"]
+        assert code in message.html
+    # the arm's subject string (subject_urgent) is the subject of its e-mails
+    by_variant = {}
+    for message in messages:
+        by_variant.setdefault(message.custom_args["lojal_variant"], set()).add(message.subject.split(",")[-1].strip())
+    compiled = night.project.templates.compiled[("last_chance", "en")]
+    assert "subject_urgent" in compiled.subjects
+    if len(by_variant) == 2:
+        assert not by_variant["last_hello"] & by_variant["stay_in_touch"]
 
 
-def test_sent_tonight_keeps_its_place_so_a_rerun_plans_the_same():
-    data = shop()
-    feats = features(data)
-    sent = pd.DataFrame({"campaign_id": ["thanks"], "customer_id": [1], "occasion_key": ["order:11"], "night": [RUN]})
-    first = by_id(assign_campaigns(CAMPAIGNS, data, feats, membership(feats.index), NO_SENDS))
-    rerun = by_id(assign_campaigns(CAMPAIGNS, data, feats, membership(feats.index), sent))
-    assert rerun["thanks"].exclusions[SENT_EARLIER_TONIGHT] == 1
-    assert rerun["thanks"].recipients["customer_id"].tolist() == [c for c in first["thanks"].recipients["customer_id"] if c != 1]
-    pd.testing.assert_frame_equal(first["news"].recipients, rerun["news"].recipients)
+def test_rerun_and_back_dated_run_mail_nobody_twice_and_held_out_stays_held_out(store):
+    paths, engine = store
+    night = night_of(paths, D)
+    night.plans = pipeline.plan_campaigns(night)
+    assert send_all(night) > 0
+    before = ledger_rows(engine)
+
+    rerun = night_of(paths, D)
+    rerun.plans = pipeline.plan_campaigns(rerun)
+    assert sum(len(p.pending) for p in rerun.plans) == 0  # nothing freed, nothing twice
+    after = ledger_rows(engine)
+    assert len(after) == len(before) and (after["state"].value_counts() == before["state"].value_counts()).all()
+    assert (rerun.decisions["reason"] == decisions.SENT_TONIGHT).sum() == int((before["state"] == "sent").sum())
+
+    # a back-dated run (the night before) finds the same occasions received (or held out) already
+    earlier = night_of(paths, D - timedelta(days=1))
+    earlier.plans = pipeline.plan_campaigns(earlier)
+    log = earlier.decisions.merge(before[["campaign_id", "customer_id", "occasion_key", "state"]],
+                                  left_on=["campaign", "customer_id", "occasion_key"],
+                                  right_on=["campaign_id", "customer_id", "occasion_key"])
+    assert len(log) > 0 and (log["reason"] == decisions.ALREADY_RECEIVED).all()
+    held = log[log["state"] == ledger.HELD_OUT]
+    assert len(held) > 0  # a held-out customer stays held out of that occasion
 
 
-def test_accepted_tonight_though_planned_earlier_holds_tonights_place():
-    """The known defect: failed on night D, sent on D+1. Its row counts for D+1 (accepted_on), so a
-    re-run of D+1 keeps the customer's place instead of mailing them a second campaign."""
-    data = shop()
-    feats = features(data)
-    sent = pd.DataFrame({"campaign_id": ["news"], "customer_id": [5], "occasion_key": ["date:2026-11-23"],
-                         "night": [RUN]})
-    rerun = by_id(assign_campaigns(CAMPAIGNS, data, feats, membership(feats.index), sent))
-    assert 5 not in rerun["news"].recipients["customer_id"].tolist()
-    assert 5 not in rerun["thanks"].recipients["customer_id"].tolist()
+def test_caps_count_what_was_accepted_by_when_it_was_accepted(store):
+    paths, engine = store
+    moment = pd.Timestamp(D + timedelta(days=4)) + pd.Timedelta(hours=6)  # planning D+4 at 06:00 UTC
+    night = night_of(paths, D + timedelta(days=4), now=moment)
+    exempt = {c.id for c in night.project.config.campaigns.campaigns if c.exempt_from_caps}
+    log = pipeline.decide_night(night)
+    chosen = log[(log["decision"] == decisions.SELECTED) & ~log["campaign"].isin(exempt)]
+    a, b = (int(c) for c in chosen["customer_id"].drop_duplicates().head(2))
+    # a: planned four nights ago, accepted yesterday 20:00 (10 hours ago) -> counts against 1 per 16 hours
+    # b: planned yesterday, accepted yesterday 00:30 (29.5 hours ago) -> does not
+    for customer, planned_on, at in ((a, D, moment - pd.Timedelta(hours=10)),
+                                     (b, D + timedelta(days=3), moment - pd.Timedelta(hours=29, minutes=30))):
+        row = ledger.plan(engine, "older_news", planned_on, pd.DataFrame({"customer_id": [customer], "occasion_key": ["once"]}))
+        with engine.begin() as conn:
+            conn.execute(update(send_ledger).where(send_ledger.c.message_id == row["message_id"].iloc[0]).values(
+                state="sent", accepted_at=at.to_pydatetime(), accepted_on=at.date(), attempts=1))
+    again = pipeline.decide_night(night)
+    night.engine.dispose()
+    mine = again.set_index(["customer_id", "campaign"])
+    first_a = chosen.loc[chosen["customer_id"] == a, "campaign"].iloc[0]
+    first_b = chosen.loc[chosen["customer_id"] == b, "campaign"].iloc[0]
+    assert mine.loc[(a, first_a), "reason"] == decisions.CAPPED
+    assert "16 hours" in mine.loc[(a, first_a), "detail"]
+    assert mine.loc[(b, first_b), "decision"] == decisions.SELECTED
 
 
-def test_carried_over_messages_take_the_allowance_first():
-    data = shop()
-    feats = features(data)
-    carried = pd.DataFrame({"campaign_id": ["news"], "customer_id": [1]})
-    result = by_id(assign_campaigns(CAMPAIGNS, data, feats, membership(feats.index), NO_SENDS, carried))
-    assert result["thanks"].recipients["customer_id"].tolist() == [2, 3]
-    assert result["thanks"].exclusions["gets higher-priority news tonight"] == 1
-    assert result["news"].exclusions[CARRIED_OVER] == 1
+def test_dry_run_writes_its_plan_and_nothing_else_and_plan_diff_compares_nights(store):
+    paths, engine = store
+    assert ledger_count(engine) == 0
+    first = plans.dry_run(paths, D)
+    second = plans.dry_run(paths, D + timedelta(days=1))
+    assert ledger_count(engine) == 0  # no ledger row, nothing sent
+    assert not (paths.state / "outbox").exists()
+    log = pd.read_parquet(first["plan"])
+    assert {"customer_id", "campaign", "decision", "reason", "variant", "send_at", "offer_code"} <= set(log.columns)
+    assert len(pd.read_csv(first["plan_csv"])) == len(log)
+    funnel = {row["campaign"]: row for row in first["funnel"]}
+    shipped = {c.id for c in pipeline.load_project(paths).config.campaigns.enabled}
+    counted = set(log["campaign"])
+    assert counted <= shipped and set(funnel) == counted
+    for campaign, row in funnel.items():
+        mine = log[log["campaign"] == campaign]
+        assert row["considered"] == len(mine)
+        assert row["selected"] == int((mine["decision"] == "selected").sum())
+
+    result = plans.diff(plans.read_plan(paths, D), plans.read_plan(paths, D + timedelta(days=1)))
+    after = pd.read_parquet(second["plan"])
+    for campaign, row in result.counts.iterrows():
+        assert row["selected_after"] - row["selected_before"] == row["entered"] - row["left"], campaign
+    entered = result.changes[result.changes["change"] == "entered"]
+    assert len(result.changes) > 0
+    for row in entered.head(20).itertuples():
+        mine = after[(after["campaign"] == row.campaign) & (after["customer_id"] == row.customer_id)]
+        assert mine["decision"].iloc[0] == "selected"
+    shown = CliRunner().invoke(app, ["plan", "diff", str(D), str(D + timedelta(days=1)), "--project", str(paths.project)])
+    assert shown.exit_code == 0, shown.output
+    assert "entered" in shown.output
+    missing = CliRunner().invoke(app, ["plan", "diff", str(D), "2020-01-01", "--project", str(paths.project)])
+    assert missing.exit_code != 0 and "lojal run --date 2020-01-01 --dry-run" in str(missing.exception)
 
 
-def test_no_occasion_and_invalid_address():
-    data = shop(emails=["c1@example.com", "c2@example.com", "not-an-address", "c4@example.com", "c5@example.com"])
-    feats = features(data)
-    everyone = pd.DataFrame({"ordered": True, "everyone": True}, index=feats.index)
-    result = by_id(assign_campaigns(CAMPAIGNS, data, feats, everyone, NO_SENDS))
-    assert result["thanks"].exclusions[NO_OCCASION] == 1  # customer 5 never ordered
-    assert result["thanks"].exclusions[INVALID_EMAIL] == 1
+def test_one_campaign_runs_alone(store):
+    paths, engine = store
+    night = night_of(paths, D)
+    night.plans = pipeline.plan_campaigns(night, only="win_back")
+    rows = ledger_rows(engine)
+    assert len(rows) > 0 and set(rows["campaign_id"]) == {"win_back"}
+    assert [p.campaign.id for p in night.plans] == ["win_back"]
+    with pytest.raises(Exception, match="no enabled campaign has this id"):
+        plans.check_campaign(night.project.config, "win_bak")
+
+
+def test_ledger_show_renders_a_sent_email_again_byte_for_byte_or_names_the_changed_file(store):
+    paths, engine = store
+    night = night_of(paths, D)
+    night.plans = pipeline.plan_campaigns(night, only="last_chance")
+    assert send_all(night) > 0
+    sent = ledger_rows(engine)
+    message_id = sent.loc[sent["state"] == "sent", "message_id"].iloc[0]
+    outbox = next((paths.state / "outbox").glob(f"*/last_chance/{message_id}.html")).read_text(encoding="utf-8")
+
+    again = pipeline.rerender(paths, message_id)
+    assert again.changed == [] and again.message.html == outbox
+    shown = CliRunner().invoke(app, ["ledger", "show", message_id, "--render", "--project", str(paths.project)])
+    assert shown.exit_code == 0, shown.output
+    assert "byte-identical" in shown.output and "strategy=" in shown.output and "offer_code" in shown.output
+
+    strings = paths.project / "templates" / "last_chance" / "strings.yaml"
+    strings.write_text(strings.read_text(encoding="utf-8").replace("Your personal code", "Your own code"),
+                       encoding="utf-8")
+    changed = pipeline.rerender(paths, message_id)
+    assert changed.changed == ["templates/last_chance/strings.yaml"]
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_lojal_run_dry_run_prints_the_funnel_and_writes_no_ledger_row(store):
+    paths, engine = store
+    result = CliRunner().invoke(app, ["run", "--date", str(D), "--dry-run", "--campaign", "last_chance",
+                                      "--project", str(paths.project)])
+    assert result.exit_code == 0, result.output
+    assert "dry run: nothing sent" in result.output and "last_chance" in result.output
+    assert ledger_count(engine) == 0
+    log = pd.read_csv(plans.plan_dir(paths, D) / "decisions.csv")
+    assert set(log["campaign"]) == {"last_chance"} and (log["decision"] == "held_out").any()

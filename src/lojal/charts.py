@@ -11,7 +11,10 @@ from dataclasses import dataclass
 from html import escape
 
 from lojal.audience import INVALID_EMAIL, NO_CONSENT, SUPPRESSED
-from lojal.planning import ALREADY_RECEIVED, HIGHER_PRIORITY, NO_OCCASION, SENT_EARLIER_TONIGHT
+from lojal.decisions import HIGHER_PRIORITY, REASONS
+
+ALREADY_RECEIVED, NO_OCCASION = REASONS["already_received"], REASONS["no_occasion"]
+SENT_EARLIER_TONIGHT = REASONS["sent_tonight"]
 
 # Outcome groups in bar order, with their colours (colour-blind-safe palette, Okabe & Ito).
 OUTCOMES: dict[str, str] = {
@@ -19,6 +22,7 @@ OUTCOMES: dict[str, str] = {
     "failed": "#D55E00",
     "delivered earlier": "#56B4E9",
     "higher-priority campaign": "#E69F00",
+    "held out": "#000000",
     "already received": "#CC79A7",
     "no consent": "#999999",
     "suppressed": "#555555",
@@ -30,6 +34,7 @@ OUTCOMES: dict[str, str] = {
 _REASON_GROUPS = (  # prefix of an exclusion reason -> outcome group
     (HIGHER_PRIORITY, "higher-priority campaign"),
     (SENT_EARLIER_TONIGHT, "delivered earlier"),
+    (REASONS["held_out"], "held out"),
     (ALREADY_RECEIVED, "already received"),
     (NO_CONSENT, "no consent"),
     (SUPPRESSED, "suppressed"),

@@ -26,6 +26,8 @@ LAZY_GROUPS = [
     ("preview", "lojal.render.cli", "Preview rendered e-mails in a browser; one customer's night with --customer."),
     ("db", "lojal.store.cli", "The store's schema: upgrade it in place, show its revision."),
     ("delivery", "lojal.delivery.cli", "The send ledger: messages whose outcome is not known."),
+    ("plan", "lojal.plans_cli", "Dry runs' plans: compare two nights (`plan diff`)."),
+    ("ledger", "lojal.ledger_cli", "The send ledger: one message's record, rendered again (`ledger show`)."),
 ]
 
 
@@ -131,6 +133,10 @@ def run(
     dask_local: Annotated[Optional[int], typer.Option(min=1, max=64, help=(
         "render and send on a local Dask cluster of N worker processes (else where config/schedule.yaml's "
         "runner: says; by default in this process)"))] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help=(
+        "decide only: send nothing, write no ledger row; write <state>/plans/<date>/decisions.parquet and .csv "
+        "and print the funnel per campaign"))] = False,
+    campaign: Annotated[Optional[str], typer.Option("--campaign", help="run this campaign alone (the others untouched)")] = None,
 ) -> None:
     """Run tonight's campaigns end to end (a Prefect flow; ephemeral unless PREFECT_API_URL is set)."""
     from lojal.commands import run_nightly
@@ -139,8 +145,12 @@ def run(
     if delivery is not None and delivery not in BACKENDS:
         raise typer.BadParameter(f"{delivery!r} is not a delivery backend; use one of {', '.join(BACKENDS)}",
                                  param_hint="--delivery")
-    state = run_nightly(project, parse_date(run_date), fail_after, verbose, show_progress(), delivery, dask_local)
+    state = run_nightly(project, parse_date(run_date), fail_after, verbose, show_progress(), delivery, dask_local,
+                        dry_run=dry_run, campaign=campaign)
     outcome = state.result(raise_on_failure=False)
+    if isinstance(outcome, dict) and outcome.get("dry_run"):
+        print_funnel(outcome)
+        return
     if isinstance(outcome, dict):
         print_run_summary(outcome)
         errors = [e for s in outcome["campaigns"] for e in s.get("errors", [])]
@@ -174,6 +184,25 @@ def serve(
     serve_deployments(project, limit)
 
 
+def print_funnel(result: dict) -> None:
+    """A dry run's funnel per campaign: considered, selected, held out, and each reason's count."""
+    print_decisions(result["funnel"], f"Plan for {result['run_date']} (dry run: nothing sent, no ledger row written)")
+    console.print(f"Decision log: {result['plan']} and {Path(result['plan_csv']).name}", highlight=False)
+
+
+def print_decisions(rows: list[dict], title: str) -> None:
+    """The decision funnel per campaign (lojal.plans.funnel_records) as a table."""
+    from lojal.decisions import REASONS
+
+    reasons = [r for r in REASONS if r != "held_out" and any(row.get(r) for row in rows)]
+    table = Table(title=title, box=box.SIMPLE_HEAD)
+    for col in ("campaign", "considered", "selected", "held_out", *reasons):
+        table.add_column(col, justify="left" if col == "campaign" else "right", no_wrap=col == "campaign")
+    for row in rows:
+        table.add_row(row["campaign"], *(f"{row.get(col, 0):,}" for col in ("considered", "selected", "held_out", *reasons)))
+    console.print(table)
+
+
 def print_run_summary(result: dict) -> None:
     funnel = Table(title=f"Nightly run {result['run_date']}", box=box.SIMPLE_HEAD)
     for col in ("campaign", "matched", "excluded", "selected", "rendered", "delivered", "failed"):
@@ -189,6 +218,8 @@ def print_run_summary(result: dict) -> None:
     console.print(funnel)
     if why.row_count:
         console.print(why)
+    if result.get("funnel"):
+        print_decisions(result["funnel"], f"Decisions {result['run_date']}: considered, selected, held out, and why not")
     total = sum(s["delivered"] for s in result["campaigns"])
     for s in result["campaigns"]:
         if s.get("paused"):

@@ -156,7 +156,8 @@ def ensure_prefect_api(attempts: int = 2) -> str | None:
 
 
 def run_nightly(project: Path | None, run_date: date | None, fail_after: int | None, verbose: bool,
-                progress: bool, delivery: str | None = None, dask_local: int | None = None):
+                progress: bool, delivery: str | None = None, dask_local: int | None = None,
+                dry_run: bool = False, campaign: str | None = None):
     """The nightly flow in this process; returns its final Prefect state (Completed, or Failed with
     the night's result when messages failed, or Failed with the exception that stopped it)."""
     quiet_prefect_console(verbose)
@@ -171,7 +172,8 @@ def run_nightly(project: Path | None, run_date: date | None, fail_after: int | N
         ctx = observing(RichObserver(bar)) if progress else nullcontext()
         with ctx:
             return nightly(run_date=run_date, project_dir=str(paths.project), fail_after=fail_after,
-                           delivery=delivery, dask_local=dask_local, return_state=True)
+                           delivery=delivery, dask_local=dask_local, dry_run=dry_run, campaign=campaign,
+                           return_state=True)
 
 
 def deployments(project: Path | None) -> list:

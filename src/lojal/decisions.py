@@ -4,10 +4,14 @@
 customer in a campaign's segment gets a row that is `selected` (with its variant and `send_at`),
 `held_out`, or `excluded` with the first reason that applies, in this order:
 
-    no_consent, suppressed, invalid_email     the audience gate (lojal.audience)
+    no_consent, suppressed, invalid_email,    the audience gate (lojal.audience)
+    same_mailbox
     no_occasion                               the campaign's occasion does not exist for them
     already_received                          the ledger has this (campaign, customer, occasion)
     tier_not_higher                           tier campaigns: they were congratulated on this tier or a higher one
+    sent_tonight, sent_late                   (`tonight`) the customer already has this campaign's e-mail
+                                              tonight: sent by an earlier run of the night, or planned on
+                                              an earlier night and sent late tonight
     past_send_window                          the local send time / quiet hours put it beyond the window
     capped                                    a frequency cap is full with e-mails accepted on earlier nights
     lower_priority                            tonight's higher-priority campaigns took the allowance or the cap
@@ -22,13 +26,17 @@ Ledger history (`history`) is a DataFrame with at least these columns:
     accepted_at (naive UTC datetime; NaT when SendGrid never accepted the message)
 and optionally run_date (date): rows of the planned night itself are this night's own (a re-run
 recomputes them instead of reporting them as already received or counting them against caps).
+
+`tonight` (optional) lists what customers already have tonight outside this plan: campaign_id,
+customer_id, reason (sent_tonight or sent_late), moment (naive UTC), for_caps (bool: count it
+against frequency caps; False where `history` already holds it as accepted). Each takes one of the
+customer's e-mails of the night first, so a re-run or a late send never frees a place.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date
@@ -38,7 +46,6 @@ import pandas as pd
 
 from lojal import audience
 from lojal.config import Campaign, CampaignsFile
-from lojal.errors import Problem, ProjectError
 from lojal.planning import occasion_keys
 from lojal.store.shopdata import ShopData
 from lojal.timezones import customer_zones, parse_clock, send_times
@@ -46,6 +53,9 @@ from lojal.timezones import customer_zones, parse_clock, send_times
 SELECTED, EXCLUDED, HELD_OUT = "selected", "excluded", "held_out"
 
 NO_CONSENT, SUPPRESSED, INVALID_EMAIL = "no_consent", "suppressed", "invalid_email"
+SAME_MAILBOX = "same_mailbox"
+SENT_TONIGHT, SENT_LATE = "sent_tonight", "sent_late"
+HIGHER_PRIORITY = "gets higher-priority"  # the start of a lower_priority detail: "... <campaign> tonight"
 NO_OCCASION, ALREADY_RECEIVED, TIER_NOT_HIGHER = "no_occasion", "already_received", "tier_not_higher"
 PAST_SEND_WINDOW, CAPPED, LOWER_PRIORITY = "past_send_window", "capped", "lower_priority"
 
@@ -53,15 +63,20 @@ REASONS: dict[str, str] = {  # code -> what a marketer reads (docs/planning.md h
     NO_CONSENT: "no e-mail marketing consent",
     SUPPRESSED: "on the suppression list",
     INVALID_EMAIL: "invalid e-mail address",
+    SAME_MAILBOX: "same mailbox as another customer (addresses differ only in case)",
     NO_OCCASION: "no triggering occasion",
     ALREADY_RECEIVED: "already received for this occasion",
     TIER_NOT_HIGHER: "already congratulated on this tier or a higher one",
+    SENT_TONIGHT: "already sent tonight (a re-run)",
+    SENT_LATE: "planned on an earlier night, sent late tonight",
     PAST_SEND_WINDOW: "local send time / quiet hours fall after the send window",
     CAPPED: "frequency cap reached",
     LOWER_PRIORITY: "a higher-priority campaign goes first tonight",
     HELD_OUT: "in the holdout group (not mailed, to measure the campaign)",
 }
-_GATE_CODES = {audience.NO_CONSENT: NO_CONSENT, audience.SUPPRESSED: SUPPRESSED, audience.INVALID_EMAIL: INVALID_EMAIL}
+_GATE_CODES = {audience.NO_CONSENT: NO_CONSENT, audience.SUPPRESSED: SUPPRESSED, audience.INVALID_EMAIL: INVALID_EMAIL,
+               audience.NEEDS_SMTPUTF8: INVALID_EMAIL, audience.SAME_MAILBOX: SAME_MAILBOX}
+TONIGHT_COLUMNS = ("campaign_id", "customer_id", "reason", "moment", "for_caps")
 
 # Ledger states meaning the customer got (or may have got, or was deliberately held out of) the occasion.
 RECEIVED_STATES = frozenset({"sending", "sent", "unknown", "held_out"})
@@ -69,7 +84,6 @@ HISTORY_COLUMNS = ("campaign_id", "customer_id", "occasion_key", "state", "accep
 DECISION_COLUMNS = ("customer_id", "campaign", "priority", "decision", "reason", "detail", "occasion_key",
                     "variant", "send_at", "offer_code")
 
-SECRET_ENV = "LOJAL_SECRET"
 _EPOCH = np.datetime64("2000-01-01T00:00:00", "s")
 _MAX_SECONDS = (1 << 32) - 1
 
@@ -87,15 +101,12 @@ class ShopSecret:
     __str__ = __repr__
 
 
-def shop_secret(environ: dict[str, str] | None = None) -> ShopSecret:
-    """The secret from LOJAL_SECRET; a clear error (never echoing the value) when missing or short."""
-    value = (os.environ if environ is None else environ).get(SECRET_ENV, "")
-    if len(value) < 16:
-        state = "is not set" if not value else "is shorter than 16 characters"
-        raise ProjectError([Problem(SECRET_ENV, None, None, f"the environment variable {SECRET_ENV} {state}; set it to "
-                                    "a long random value that stays the same for the shop (it keeps holdout groups "
-                                    "and A/B arms stable across nights), e.g. the output of `openssl rand -hex 32`")])
-    return ShopSecret(value.encode())
+def shop_secret(paths, config=None, environ: dict[str, str] | None = None) -> ShopSecret:
+    """The shop's one secret (lojal.secrets: LOJAL_SECRET, the Prefect Secret block in
+    tracking.secret_block, or the store's generated `<state>/secret.key`) as the planner's key."""
+    from lojal.secrets import shop_secret_bytes
+
+    return ShopSecret(shop_secret_bytes(paths, config, environ))
 
 
 def _key64(secret: ShopSecret, *parts: str) -> np.uint64:
@@ -189,28 +200,32 @@ class _Night:
     enabled campaign), a customer's position in it being their code."""
     ids: np.ndarray                  # customer ids, position = code
     gate: np.ndarray                 # object: gate reason code or None
+    gate_text: np.ndarray            # object: the gate's own words (its detail) or None
     zones: np.ndarray                # object: zone name per customer
     taken: np.ndarray                # int: messages selected tonight per customer
     first_taker: np.ndarray          # int: index of tonight's first selected campaign, -1 if none
     history_keys: np.ndarray         # sorted event keys of accepted messages that count against caps
     tonight_codes: list              # arrays of codes selected tonight (campaigns that count)
     tonight_moments: list            # their send_at
+    held: dict                       # campaign id -> Series customer id -> reason (sent_tonight / sent_late)
 
 
 def decide(campaigns: CampaignsFile, data: ShopData, features: pd.DataFrame, membership: pd.DataFrame,
            history: pd.DataFrame, *, now: pd.Timestamp, shop_timezone: str, secret: ShopSecret,
-           run_date: date | None = None, tier_order: Sequence[str] | None = None) -> pd.DataFrame:
+           run_date: date | None = None, tier_order: Sequence[str] | None = None,
+           tonight: pd.DataFrame | None = None, only: Sequence[str] | None = None) -> pd.DataFrame:
     """One row per (customer, enabled campaign whose segment they match): the decision and why.
 
     `now` is the planning moment (naive UTC): local send times and caps are measured from it.
     `run_date` defaults to `data.run_date` (occasion keys such as birthdays use it). `tier_order`
     lists tier names from lowest to highest (config.loyalty); by default it is read from the
-    features' tier / tier_rank columns. Columns: see DECISION_COLUMNS and docs/planning.md."""
+    features' tier / tier_rank columns. `only`: decide these campaigns alone (`lojal run --campaign`).
+    Columns: see DECISION_COLUMNS and docs/planning.md."""
     run_date = run_date or data.run_date
     now = pd.Timestamp(now)
     if now.tzinfo is not None:
         now = now.tz_convert("UTC").tz_localize(None)
-    enabled = campaigns.enabled
+    enabled = [c for c in campaigns.enabled if only is None or c.id in only]
     if not enabled:
         return pd.DataFrame({c: [] for c in DECISION_COLUMNS})
     # Everything below works on the pool: customers matching at least one enabled campaign.
@@ -224,18 +239,43 @@ def decide(campaigns: CampaignsFile, data: ShopData, features: pd.DataFrame, mem
     customers = data.customers[["email", "consent_email", "time_zone"]].reindex(index)
     pool_data = replace(data, customers=customers)
     exempt = {c.id for c in campaigns.campaigns if c.exempt_from_caps}
+    gate_text = audience.exclusion_reasons(pool_data)
     night = _Night(
         ids=index.to_numpy(dtype=np.int64),
-        gate=audience.exclusion_reasons(pool_data).map(_GATE_CODES).to_numpy(dtype=object),
+        gate=gate_text.map(_GATE_CODES).to_numpy(dtype=object), gate_text=gate_text.to_numpy(dtype=object),
         zones=customer_zones(customers["time_zone"], shop_timezone).to_numpy(dtype=object),
         taken=np.zeros(len(pool), dtype=np.int64), first_taker=np.full(len(pool), -1),
-        history_keys=_cap_history(history, index, exempt, campaigns, now), tonight_codes=[], tonight_moments=[])
+        history_keys=_cap_history(history, index, exempt, campaigns, now), tonight_codes=[], tonight_moments=[],
+        held={})
+    _take_tonight(night, tonight, enabled, exempt, index)
     received = _received_by_campaign(history[history["campaign_id"].isin([c.id for c in enabled]).to_numpy()])
     ranks = _tier_ranks(tier_order, features)
     frames = [_decide_campaign(i, campaign, campaigns, enabled, night, pool_features, matched, received,
                                now, run_date, secret, ranks)
               for i, campaign in enumerate(enabled)]
     return pd.concat(frames, ignore_index=True)
+
+
+def _take_tonight(night: _Night, tonight: pd.DataFrame | None, enabled: list[Campaign], exempt: set[str],
+                  index: pd.Index) -> None:
+    """What customers already have tonight takes their e-mails of the night (and counts for caps) first."""
+    if tonight is None or tonight.empty:
+        return
+    codes = index.get_indexer(tonight["customer_id"].to_numpy(dtype=np.int64))
+    rows = tonight[codes >= 0]
+    codes = codes[codes >= 0]
+    np.add.at(night.taken, codes, 1)
+    order = {c.id: i for i, c in enumerate(enabled)}
+    takers = rows["campaign_id"].map(order).fillna(-1).to_numpy(dtype=np.int64)
+    for code, taker in zip(codes, takers):
+        if night.first_taker[code] < 0 and taker >= 0:
+            night.first_taker[code] = taker
+    counts = rows["for_caps"].to_numpy(dtype=bool) & ~rows["campaign_id"].isin(exempt).to_numpy()
+    if counts.any():
+        night.tonight_codes.append(codes[counts])
+        night.tonight_moments.append(pd.to_datetime(rows["moment"]).to_numpy(dtype="datetime64[ns]")[counts])
+    for campaign_id, group in rows.groupby("campaign_id"):
+        night.held[str(campaign_id)] = group.drop_duplicates("customer_id").set_index("customer_id")["reason"]
 
 
 def _own_history(history: pd.DataFrame, run_date: date) -> pd.DataFrame:
@@ -320,12 +360,17 @@ def _decide_campaign(index: int, campaign: Campaign, campaigns: CampaignsFile, e
     ids = night.ids[codes]
     keys = occasion_keys(campaign.occasion, features.iloc[codes], run_date).to_numpy(dtype=object)
     reason = night.gate[codes].copy()
-    detail = np.full(len(codes), None, dtype=object)
+    detail = night.gate_text[codes].copy()  # the gate's own words (e.g. why an address cannot be used)
     _first(reason, pd.isna(keys), NO_OCCASION)
     earlier = received.get(campaign.id)
     _first(reason, _received(earlier, ids, keys), ALREADY_RECEIVED)
     if campaign.occasion == "tier":
         _first(reason, _tier_not_higher(earlier, ids, features.iloc[codes], ranks), TIER_NOT_HIGHER)
+    held = night.held.get(campaign.id)
+    if held is not None:
+        mine = held.reindex(ids).to_numpy(dtype=object)
+        for code in (SENT_TONIGHT, SENT_LATE):
+            _first(reason, mine == code, code)
     send_at = _send_at(campaign, campaigns, night.zones[codes], now)
     window = campaign.send_time.window_hours if campaign.send_time else 24
     late = send_at - now.to_datetime64() > np.timedelta64(window, "h")
@@ -423,7 +468,7 @@ def _apply_caps(campaign: Campaign, campaigns: CampaignsFile, night: _Night, cod
 
 
 def _takers(enabled: list[Campaign], first_taker: np.ndarray) -> np.ndarray:
-    names = np.array([f"gets higher-priority {c.id} tonight" for c in enabled] + [""], dtype=object)
+    names = np.array([f"{HIGHER_PRIORITY} {c.id} tonight" for c in enabled] + [""], dtype=object)
     return names[first_taker]
 
 

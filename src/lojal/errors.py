@@ -9,6 +9,7 @@
     ├── HeaderInjectionError        CR/LF or other control characters in a header value
     ├── RunLockedError              another nightly run is using the store; this one stops at once
     ├── ProofError                  `lojal preview --customer` / `send-test`: unknown customer or campaign
+    ├── PlanError                   a dry run's plan or a ledger record asked for does not exist
     ├── DeliveryError               a delivery backend failed; `retryable` says whether to try again
     │   ├── DeliveryAuthError       SendGrid answered 401/403: the run stops, naming the setting to fix
     │   └── DeliveryConfigError     the SendGrid backend cannot start (no API key, bad URL)
@@ -92,6 +93,10 @@ class RunLockedError(LojalError):
 class ProofError(LojalError):
     """`lojal preview --customer` or `lojal send-test` cannot do what was asked: no such customer
     (with the closest address when one is near), or a campaign that is unknown or disabled."""
+
+
+class PlanError(LojalError):
+    """A dry run's decision log (`lojal plan diff`) or a message (`lojal ledger show`) that is not there."""
 
 
 class DeliveryError(LojalError):

@@ -13,7 +13,11 @@ States (docs/delivery.md, "A message's life"):
                sent): never blindly resent; settled by `reconcile` from the provider's events
     abandoned  given up (attempt cap reached, or an unknown outcome never settled): never sent again
     expired    planned on an earlier night and not sent within the campaign's `send_within_days`
-    held_out   reserved for control groups (planning work)
+    held_out   in the campaign's holdout group (lojal.decisions): never sent; counts as received for
+               its occasion, so the customer stays held out of that occasion
+
+Each row also records what the message is made of (`variant`, `send_at`, `offer_code`, `made_from`:
+file hashes and the recommended items), so it can be rendered again from the row alone.
 
 Caps and "already received" count what was (or may have been) accepted, by `accepted_on`: the
 night of the run that got it accepted, not the night it was planned for.
@@ -22,6 +26,7 @@ night of the run that got it accepted, not the night it was planned for.
 from __future__ import annotations
 
 import hashlib
+import json
 from contextlib import contextmanager
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -78,10 +83,34 @@ def received_rows(engine: Engine, campaign_ids: Iterable[str]) -> pd.DataFrame:
     return frame
 
 
-def plan(engine: Engine, campaign_id: str, run_date: date, recipients: pd.DataFrame) -> pd.DataFrame:
-    """Record `recipients` (customer_id, occasion_key) as planned where no row exists yet and
-    return every recipient's ledger row: customer_id, occasion_key, message_id, state."""
-    frame = recipients[["customer_id", "occasion_key"]].copy()
+RECORD_COLUMNS = ("variant", "send_at", "offer_code", "made_from")
+
+
+def history_rows(engine: Engine) -> pd.DataFrame:
+    """The ledger as the planner reads it (`lojal.decisions.decide`): every row a customer received,
+    may have received or was held out of, and every row SendGrid accepted. campaign_id, customer_id,
+    occasion_key, state, accepted_at, run_date, and `night`: the night it counts for (accepted_on,
+    else the night of its latest attempt)."""
+    night = func.coalesce(c.accepted_on, c.attempt_run_date).label("night")
+    counted = or_(c.state.in_((SENT, *UNSETTLED, HELD_OUT)), c.accepted_at.is_not(None))
+    query = select(c.campaign_id, c.customer_id, c.occasion_key, c.state, c.accepted_at, c.run_date, night).where(counted)
+    with engine.connect() as conn:
+        frame = pd.read_sql(query, conn)
+    frame["accepted_at"] = pd.to_datetime(frame["accepted_at"])
+    for column in ("run_date", "night"):
+        frame[column] = pd.to_datetime(frame[column]).dt.date
+    return frame
+
+
+def plan(engine: Engine, campaign_id: str, run_date: date, rows: pd.DataFrame) -> pd.DataFrame:
+    """Record `rows` (customer_id, occasion_key, state planned or held_out, and what the message is
+    made of: variant, send_at, offer_code, made_from) where no row exists yet for the occasion, and
+    return every row as the ledger holds it: customer_id, occasion_key, message_id, state, variant,
+    send_at, offer_code, made_from (an existing row keeps its state and its record)."""
+    frame = rows.copy()
+    for column in RECORD_COLUMNS:
+        if column not in frame.columns:
+            frame[column] = None
     frame["message_id"] = [message_id_for(campaign_id, int(cid), o)
                            for cid, o in zip(frame["customer_id"], frame["occasion_key"])]
     now = _utcnow()
@@ -89,12 +118,28 @@ def plan(engine: Engine, campaign_id: str, run_date: date, recipients: pd.DataFr
         existing = _existing(conn, campaign_id, frame["message_id"].tolist())
         new = frame[~frame["message_id"].isin(existing.keys())]
         if len(new):
-            conn.execute(insert(send_ledger), [
-                {"campaign_id": campaign_id, "customer_id": int(cid), "occasion_key": o, "run_date": run_date,
-                 "message_id": m, "state": PLANNED, "planned_at": now, "attempts": 0}
-                for cid, o, m in zip(new["customer_id"], new["occasion_key"], new["message_id"])])
-    frame["state"] = [existing.get(m, PLANNED) for m in frame["message_id"]]
-    return frame.reset_index(drop=True)
+            conn.execute(insert(send_ledger), [_new_row(campaign_id, run_date, now, r) for r in new.to_dict("records")])
+        stored = _stored(conn, frame["message_id"].tolist())
+    return stored.reset_index(drop=True)
+
+
+def _new_row(campaign_id: str, run_date: date, now: datetime, row: dict) -> dict:
+    send_at = row.get("send_at")
+    return {"campaign_id": campaign_id, "customer_id": int(row["customer_id"]), "occasion_key": row["occasion_key"],
+            "run_date": run_date, "message_id": row["message_id"], "state": row.get("state") or PLANNED,
+            "planned_at": now, "attempts": 0, "variant": _none(row.get("variant")),
+            "send_at": None if send_at is None or pd.isna(send_at) else pd.Timestamp(send_at).to_pydatetime(),
+            "offer_code": _none(row.get("offer_code")), "made_from": _none(row.get("made_from"))}
+
+
+def _none(value):
+    return None if value is None or (not isinstance(value, str) and pd.isna(value)) else value
+
+
+def existing_states(engine: Engine, campaign_id: str, message_ids: Sequence[str]) -> dict[str, str]:
+    """{message_id: state} of the messages that already have a row."""
+    with engine.connect() as conn:
+        return _existing(conn, campaign_id, list(message_ids))
 
 
 def _existing(conn: Connection, campaign_id: str, message_ids: Sequence[str]) -> dict[str, str]:
@@ -106,15 +151,40 @@ def _existing(conn: Connection, campaign_id: str, message_ids: Sequence[str]) ->
     return states
 
 
+_STORED = (c.message_id, c.customer_id, c.occasion_key, c.state, c.variant, c.send_at, c.offer_code, c.made_from)
+
+
+def _stored(conn: Connection, message_ids: Sequence[str]) -> pd.DataFrame:
+    frames = [pd.read_sql(select(*_STORED).where(c.message_id.in_(chunk)), conn) for chunk in _chunks(list(message_ids))]
+    columns = [col.name for col in _STORED]
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    frame["send_at"] = pd.to_datetime(frame["send_at"])
+    return frame.sort_values("customer_id", kind="stable")[columns]
+
+
+def record(engine: Engine, message_id: str) -> dict | None:
+    """One message's row (for `lojal ledger show`), `made_from` parsed; None when there is none."""
+    with engine.connect() as conn:
+        row = conn.execute(select(send_ledger).where(c.message_id == message_id)).mappings().first()
+    if row is None:
+        return None
+    result = dict(row)
+    result["made_from"] = json.loads(result["made_from"]) if result.get("made_from") else None
+    return result
+
+
 def carried_rows(engine: Engine, campaign_ids: Iterable[str], night: date) -> pd.DataFrame:
     """Messages planned for an earlier night and not sent yet (planned or failed): message_id,
-    campaign_id, customer_id, occasion_key, run_date, state, attempts."""
-    query = (select(c.message_id, c.campaign_id, c.customer_id, c.occasion_key, c.run_date, c.state, c.attempts)
+    campaign_id, customer_id, occasion_key, run_date, state, attempts, and their record (variant,
+    send_at, offer_code, made_from)."""
+    query = (select(c.message_id, c.campaign_id, c.customer_id, c.occasion_key, c.run_date, c.state, c.attempts,
+                    c.variant, c.send_at, c.offer_code, c.made_from)
              .where(c.state.in_(SENDABLE), c.run_date < night, c.campaign_id.in_(list(campaign_ids)))
              .order_by(c.campaign_id, c.customer_id))
     with engine.connect() as conn:
         frame = pd.read_sql(query, conn)
     frame["run_date"] = pd.to_datetime(frame["run_date"]).dt.date
+    frame["send_at"] = pd.to_datetime(frame["send_at"])
     return frame
 
 

@@ -2,27 +2,34 @@
 
 1. `load_project`   every marketer file validated (config, segments, templates) before any data
 2. `prepare_night`  shop data as of the run date, features, segment membership, recommender
-3. `plan_campaigns` recipients and exclusions per campaign, ledger rows recorded as planned;
+3. `plan_campaigns` decide (lojal.decisions: one decision per customer and campaign, with its
+                    reason), then record: ledger rows `planned` (with what each message is made of:
+                    variant, send_at, offer code, file hashes, recommended items) and `held_out`;
                     messages of earlier nights sent late or expired
-4. `build_messages` recommendations + rendering for one batch of recipients
+4. `build_messages` rendering of one batch from its ledger rows (no recommender needed)
 5. `deliver`        one batch through the backend in windows: rows committed `sending` before each
                     window's requests, each settled after (sent/rejected/failed/unknown/abandoned)
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timezone
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
-from lojal import ledger, runlog
+from lojal import decisions, ledger, runlog
 from lojal.addresses import sendable
 from lojal.audience import exclusion_reasons
+from lojal.clock import shop_today, start_of_day_utc
 from lojal.config import Campaign, CampaignsFile, Delivery, ProjectConfig, check_config, load_config_parts
 from lojal.delivery import DeliveryBackend, OutgoingMessage
 from lojal.delivery.base import FAILED, DeliveryResult
@@ -30,7 +37,6 @@ from lojal.errors import DeliveryAuthError, DeliveryError, LojalError, Problem, 
 from lojal.features import compute_features
 from lojal.markets import MarketCatalogue
 from lojal.paths import Paths
-from lojal.planning import SENT_EARLIER_TONIGHT, CampaignAudience, assign_campaigns
 from lojal.reco import Recommender, fit_recommender
 from lojal.render import TemplateSet, load_templates
 from lojal.secrets import Secrets, load_secrets
@@ -58,24 +64,27 @@ class Night:
     data: ShopData
     features: pd.DataFrame
     membership: pd.DataFrame
-    recommender: Recommender
+    recommender: Recommender | None
     plans: list["CampaignPlan"] = field(default_factory=list)
     catalogue: MarketCatalogue | None = None  # prices per market, titles per locale
     secrets: Secrets | None = field(default=None, repr=False)  # the shop's secret (lojal.secrets): tokens
+    now: pd.Timestamp | None = None  # the planning moment (naive UTC); planning_moment() when None
+    decisions: pd.DataFrame | None = None  # tonight's decision log (decide_night)
+
+
+# A batch to build: ledger rows with what each message is made of.
+PENDING_COLUMNS = ("message_id", "customer_id", "occasion_key", "state", "variant", "send_at", "offer_code", "made_from")
 
 
 @dataclass
 class CampaignPlan:
-    audience: CampaignAudience
-    pending: pd.DataFrame  # customer_id, occasion_key, message_id, state (planned/failed)
+    campaign: Campaign
+    decisions: pd.DataFrame  # this campaign's rows of the decision log
+    pending: pd.DataFrame  # PENDING_COLUMNS: tonight's sendable rows (planned/failed), late ones first
     already_sent: int
     sent_late: int = 0  # of `pending`: planned on an earlier night
     expired: int = 0  # planned on an earlier night, closed tonight (too late or no longer mailable)
     not_again: Counter = field(default_factory=Counter)  # tonight's rows in another final state, by state
-
-    @property
-    def campaign(self) -> Campaign:
-        return self.audience.campaign
 
 
 @dataclass
@@ -163,42 +172,169 @@ def check_project(paths: Paths, compare_mjml: bool = False) -> list:
     return sorted(set(problems), key=lambda p: (p.path, p.line or 0, p.col or 0, p.message))
 
 
-def prepare_night(project: Project, run_date: date, progress: Progress = lambda _: None) -> Night:
+def prepare_night(project: Project, run_date: date, progress: Progress = lambda _: None,
+                  for_rendering: bool = False) -> Night:
+    """The night's data, features, segment membership and recommender. `for_rendering`: only what
+    rendering recorded ledger rows needs (no segments, no recommender; `lojal ledger show --render`)."""
     engine = connect(project.paths.database_url)
     progress("loading shop data")
     data = load_shop_data(engine, run_date, project.config.brand.timezone, project.config.market_set)
     progress("computing features")
     features = compute_features(data, project.config.loyalty, runlog.previous_completed_run(engine, run_date))
-    progress("evaluating segments")
-    membership = evaluate_segments(project.segments, features, data)
-    progress("fitting recommendations")
-    recommender = fit_recommender(data)
+    membership, recommender = pd.DataFrame(index=features.index), None
+    if not for_rendering:
+        progress("evaluating segments")
+        membership = evaluate_segments(project.segments, features, data)
+        progress("fitting recommendations")
+        recommender = fit_recommender(data)
     catalogue = MarketCatalogue(project.config.market_set, data.products, data.prices, data.texts)
     secrets = load_secrets(project.paths, project.config)  # once per night; never logged
     return Night(project, run_date, engine, data, features, membership, recommender, catalogue=catalogue,
                  secrets=secrets)
 
 
-def plan_campaigns(night: Night) -> list[CampaignPlan]:
-    campaigns = night.project.config.campaigns
-    ids = [c.id for c in campaigns.enabled]
-    carried, expired = _carried_over(night, ledger.carried_rows(night.engine, ids, night.run_date))
+def planning_moment(run_date: date, zone: str, clock: Callable[[], pd.Timestamp] | None = None) -> pd.Timestamp:
+    """When tonight is planned (naive UTC): the clock for tonight's night (the shop's today); for
+    another night (a back-dated or simulated run) the start of that day in the shop's zone, so
+    send times and caps are measured from the night being planned."""
+    now = (clock or (lambda: pd.Timestamp.now(tz="UTC").tz_localize(None)))()
+    if run_date == shop_today(zone):
+        return now
+    return pd.Timestamp(start_of_day_utc(pd.Timestamp(run_date), zone))
+
+
+def decide_night(night: Night, carried: pd.DataFrame | None = None, only: str | None = None) -> pd.DataFrame:
+    """Tonight's decision log (lojal.decisions.decide) from the store's data and the ledger's history:
+    caps and "already received" count what was accepted, by when it was accepted. `carried`: messages
+    of earlier nights sent late tonight; `only`: decide one campaign (the others untouched)."""
+    config = night.project.config
+    history = ledger.history_rows(night.engine)
+    now = night.now if night.now is not None else planning_moment(night.run_date, config.brand.timezone)
+    night.now = now
+    return decisions.decide(config.campaigns, night.data, night.features, night.membership, history, now=now,
+                            shop_timezone=config.brand.timezone, secret=decisions.ShopSecret(night.secrets.current),
+                            run_date=night.run_date, tonight=_tonight(history, carried, night.run_date, now),
+                            only=[only] if only else None)
+
+
+def _tonight(history: pd.DataFrame, carried: pd.DataFrame | None, run_date: date, now: pd.Timestamp) -> pd.DataFrame:
+    """What customers already have tonight: accepted (or maybe accepted) for tonight by an earlier run,
+    and messages of earlier nights sent late tonight. Columns: decisions.TONIGHT_COLUMNS."""
+    got = history[(history["night"] == run_date).to_numpy() & (history["state"] != ledger.HELD_OUT).to_numpy()]
+    own = (got["run_date"] == run_date).to_numpy()
+    frames = [pd.DataFrame({"campaign_id": got["campaign_id"].to_numpy(), "customer_id": got["customer_id"].to_numpy(),
+                            "reason": np.where(own, decisions.SENT_TONIGHT, decisions.SENT_LATE),
+                            "moment": got["accepted_at"].fillna(now).to_numpy(),
+                            "for_caps": own | got["accepted_at"].isna().to_numpy()})]
+    if carried is not None and len(carried):
+        frames.append(pd.DataFrame({"campaign_id": carried["campaign_id"].to_numpy(),
+                                    "customer_id": carried["customer_id"].to_numpy(), "reason": decisions.SENT_LATE,
+                                    "moment": now, "for_caps": True}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def plan_campaigns(night: Night, only: str | None = None) -> list[CampaignPlan]:
+    """A real run's planning: close what expired, decide, and record the decisions in the ledger
+    (`planned` with what each message is made of, `held_out`). A re-run of the night finds its rows
+    and plans nothing twice; messages of earlier nights still sendable are sent late tonight."""
+    enabled = [c for c in night.project.config.campaigns.enabled if only is None or c.id == only]
+    carried, expired = _carried_over(night, ledger.carried_rows(night.engine, [c.id for c in enabled], night.run_date))
     ledger.close(night.engine, {m: why for m, (_, why) in expired.items()}, ledger.EXPIRED)
     expired_by_campaign = Counter(campaign_id for campaign_id, _ in expired.values())
-    received = ledger.received_rows(night.engine, ids)
-    audiences = assign_campaigns(campaigns, night.data, night.features, night.membership, received, carried)
-    plans = []
-    for audience in audiences:
-        rows = ledger.plan(night.engine, audience.campaign.id, night.run_date, audience.recipients)
-        late = carried[carried["campaign_id"] == audience.campaign.id]
-        tonight = rows[rows["state"].isin(ledger.SENDABLE)]
-        pending = pd.concat([late[tonight.columns], tonight], ignore_index=True).drop_duplicates("message_id")
-        others = rows[~rows["state"].isin((*ledger.SENDABLE, ledger.SENT))]
-        already = audience.exclusions[SENT_EARLIER_TONIGHT] + int((rows["state"] == ledger.SENT).sum())
-        plans.append(CampaignPlan(audience, pending.reset_index(drop=True), already,
-                                  sent_late=len(late), expired=expired_by_campaign[audience.campaign.id],
-                                  not_again=Counter(others["state"].tolist())))
-    return plans
+    night.decisions = decide_night(night, carried, only)
+    by_campaign = dict(tuple(night.decisions.groupby("campaign", sort=False)))
+    return [_record_campaign(night, campaign, by_campaign.get(campaign.id, night.decisions.iloc[:0]),
+                             carried[carried["campaign_id"] == campaign.id], expired_by_campaign[campaign.id])
+            for campaign in enabled]
+
+
+def _record_campaign(night: Night, campaign: Campaign, mine: pd.DataFrame, late: pd.DataFrame,
+                     expired: int) -> CampaignPlan:
+    chosen = mine[mine["decision"].isin((decisions.SELECTED, decisions.HELD_OUT)).to_numpy()]
+    rows = chosen[["customer_id", "occasion_key", "variant", "send_at", "offer_code"]].copy()
+    rows["state"] = np.where(chosen["decision"] == decisions.HELD_OUT, ledger.HELD_OUT, ledger.PLANNED)
+    rows["made_from"] = _made_from_new(night, campaign, rows)
+    stored = ledger.plan(night.engine, campaign.id, night.run_date, rows)
+    tonight = stored[stored["state"].isin(ledger.SENDABLE)]
+    pending = pd.concat([late[list(PENDING_COLUMNS)], tonight[list(PENDING_COLUMNS)]], ignore_index=True)
+    others = stored[~stored["state"].isin((*ledger.SENDABLE, ledger.SENT, ledger.HELD_OUT))]
+    already = int((mine["reason"] == decisions.SENT_TONIGHT).sum()) + int((stored["state"] == ledger.SENT).sum())
+    return CampaignPlan(campaign, mine, pending.drop_duplicates("message_id").reset_index(drop=True), already,
+                        sent_late=len(late), expired=expired, not_again=Counter(others["state"].tolist()))
+
+
+def _made_from_new(night: Night, campaign: Campaign, rows: pd.DataFrame) -> list[str | None]:
+    """`made_from` of the selected rows that have no ledger row yet (existing rows keep theirs)."""
+    ids = [ledger.message_id_for(campaign.id, int(c), o) for c, o in zip(rows["customer_id"], rows["occasion_key"])]
+    existing = ledger.existing_states(night.engine, campaign.id, ids)
+    new = (rows["state"] == ledger.PLANNED).to_numpy() & ~pd.Series(ids).isin(existing.keys()).to_numpy()
+    result: list[str | None] = [None] * len(rows)
+    if new.any():
+        for position, text in zip(np.flatnonzero(new), made_from(night, campaign, rows[new])):
+            result[position] = text
+    return result
+
+
+def made_from(night: Night, campaign: Campaign, rows: pd.DataFrame) -> list[str]:
+    """What each message will be made of, as JSON: the hashes of its files and the recommended items
+    (with strategy, score and reason, in the customer's market and language), computed for the whole
+    batch at once. `rows`: customer_id, variant."""
+    ids = rows["customer_id"].astype("int64").to_numpy()
+    items: dict[int, list] = {}
+    spec = campaign.recommendations
+    if spec is not None and len(ids):
+        customers = _customer_contexts(night, ids)
+        last_orders = _last_orders(night.data, night.features, ids) if spec.exclude_trigger_order else {}
+        triggers = ({cid: [item["sku"] for item in order["items"]] for cid, order in last_orders.items()}
+                    if spec.exclude_trigger_order else None)
+        recs = _recommend_per_market(night, ids, customers, spec, triggers)
+        items = {cid: [_localized(night, r.to_context(), customers[cid]) for r in found] for cid, found in recs.items()}
+    files = {}
+    out = []
+    for cid, variant in zip(ids, rows["variant"]):
+        variant = None if variant is None or pd.isna(variant) else str(variant)
+        if variant not in files:
+            files[variant] = made_from_files(night.project, campaign, variant)
+        out.append(json.dumps({**files[variant], "variant": variant, "items": items.get(int(cid), [])},
+                              sort_keys=True, default=_json_value))
+    return out
+
+
+def made_from_files(project: Project, campaign: Campaign, variant: str | None) -> dict:
+    """sha256 of every file a message of this campaign (and arm) is made from, by project path."""
+    template, _subject = arm_of(campaign, variant)
+    paths = project.paths
+    names = {origin for (name, _locale), compiled in project.templates.compiled.items() if name == template
+             for origin, _line in compiled.origins}
+    names |= {paths.relative(paths.templates_dir / template / "strings.yaml"),
+              paths.relative(paths.templates_dir / "_shared" / "strings.yaml"),
+              paths.relative(paths.segments_dir / f"{campaign.segment}.yaml"),
+              "config/brand.yaml", "config/tracking.yaml", "config/markets.yaml"}
+    return {"template": template, "files": {name: file_sha256(paths.project / name) for name in sorted(names)},
+            "campaign": hashlib.sha256(json.dumps(campaign.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()}
+
+
+def file_sha256(path) -> str | None:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _json_value(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    return str(value)
+
+
+def arm_of(campaign: Campaign, variant: str | None) -> tuple[str, str | None]:
+    """The template and subject string key of a campaign's arm (the campaign's own without one)."""
+    arm = next((a for a in campaign.arms if a.name == variant), None)
+    if arm is None:
+        return campaign.template, None
+    return arm.template or campaign.template, arm.subject
 
 
 def _carried_over(night: Night, rows: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, tuple[str, str]]]:
@@ -221,8 +357,7 @@ def _carried_over(night: Night, rows: pd.DataFrame) -> tuple[pd.DataFrame, dict[
             expired[row.message_id] = (row.campaign_id, why)
         else:
             keep.append(row)
-    columns = ["message_id", "campaign_id", "customer_id", "occasion_key", "run_date", "state", "attempts"]
-    return pd.DataFrame(keep, columns=columns), expired
+    return pd.DataFrame(keep, columns=rows.columns), expired
 
 
 def batches(frame: pd.DataFrame, size: int) -> list[pd.DataFrame]:
@@ -230,7 +365,8 @@ def batches(frame: pd.DataFrame, size: int) -> list[pd.DataFrame]:
 
 
 def build_messages(night: Night, campaign: Campaign, batch: pd.DataFrame) -> tuple[list[OutgoingMessage], dict[str, str]]:
-    """Recommend, render and address one batch; per-recipient failures are returned, not raised.
+    """Render and address one batch of ledger rows (PENDING_COLUMNS: what each message is made of is
+    read from its row, the recommender is not needed); per-recipient failures are returned, not raised.
     Should a step done for the whole batch at once fail, each recipient is built alone, so only
     the recipient whose data breaks it fails."""
     try:
@@ -254,22 +390,37 @@ def _build_batch(night: Night, campaign: Campaign, batch: pd.DataFrame) -> tuple
     ids = batch["customer_id"].astype("int64").to_numpy()
     customers = _customer_contexts(night, ids)
     last_orders = _last_orders(night.data, night.features, ids)
-    recommendations: dict[int, list] = {}
-    spec = campaign.recommendations
-    if spec is not None:
-        triggers = ({cid: [item["sku"] for item in order["items"]] for cid, order in last_orders.items()}
-                    if spec.exclude_trigger_order else None)
-        recommendations = _recommend_per_market(night, ids, customers, spec, triggers)
+    items = _stored_items(night, campaign, batch, customers, last_orders)
     _localize_orders(night, customers, last_orders)
     messages, failures = [], {}
-    for customer_id, occasion_key, message_id in zip(ids, batch["occasion_key"], batch["message_id"]):
-        cid = int(customer_id)
+    for row, cid in zip(batch.to_dict("records"), ids):
+        cid = int(cid)
         try:
-            messages.append(_message(night, campaign, customers[cid], occasion_key, message_id,
-                                     last_orders.get(cid), recommendations.get(cid, [])))
+            messages.append(_message(night, campaign, customers[cid], row, last_orders.get(cid), items.get(cid, [])))
         except Exception as exc:  # noqa: BLE001 - one recipient's data never stops the others
-            failures[message_id] = failure_reason(exc, cid)
+            failures[row["message_id"]] = failure_reason(exc, cid)
     return messages, failures
+
+
+def _stored_items(night: Night, campaign: Campaign, batch: pd.DataFrame, customers: dict[int, dict],
+                  last_orders: dict[int, dict]) -> dict[int, list[dict]]:
+    """The recommended items recorded with each ledger row. Rows recorded before the ledger kept
+    them (no `made_from`) are recommended now, when the night has a recommender."""
+    items: dict[int, list[dict]] = {}
+    legacy = []
+    made = batch["made_from"] if "made_from" in batch.columns else pd.Series(None, index=batch.index)
+    for cid, text in zip(batch["customer_id"].astype("int64"), made):
+        if isinstance(text, str) and text:
+            items[int(cid)] = json.loads(text).get("items", [])
+        else:
+            legacy.append(int(cid))
+    spec = campaign.recommendations
+    if legacy and spec is not None and night.recommender is not None:
+        triggers = ({cid: [item["sku"] for item in last_orders[cid]["items"]] for cid in legacy if cid in last_orders}
+                    if spec.exclude_trigger_order else None)
+        for cid, found in _recommend_per_market(night, legacy, customers, spec, triggers).items():
+            items[cid] = [_localized(night, r.to_context(), customers[cid]) for r in found]
+    return items
 
 
 def _recommend_per_market(night: Night, ids, customers: dict[int, dict], spec, triggers) -> dict[int, list]:
@@ -354,34 +505,62 @@ def _last_orders(data: ShopData, features: pd.DataFrame, customer_ids) -> dict[i
                                                          heads["paid_total"], heads["currency"])}
 
 
-def _message(night: Night, campaign: Campaign, customer: dict, occasion_key: str, message_id: str,
-             last_order: dict | None, recs: list) -> OutgoingMessage:
+def _message(night: Night, campaign: Campaign, customer: dict, row: dict, last_order: dict | None,
+             items: list[dict]) -> OutgoingMessage:
+    """One e-mail from its ledger row (message_id, occasion_key, variant, send_at, offer_code) and
+    the items recorded with it."""
     config = night.project.config
+    message_id, occasion_key = row["message_id"], row["occasion_key"]
+    variant, offer_code = _text_or_none(row.get("variant")), _text_or_none(row.get("offer_code"))
+    send_at = _moment_or_none(row.get("send_at"))
+    template, subject_key = arm_of(campaign, variant)
     to_email = sendable(customer["email"]).email
     unsubscribe_url = signed_unsubscribe_url(config.unsubscribe_url_template, night.secrets, message_id, to_email,
                                              customer["locale"] or config.brand.default_locale)
     context = {
         "customer": customer,
-        "recommendations": [_localized(night, r.to_context(), customer) for r in recs],
+        "recommendations": [dict(item, reason_params=dict(item.get("reason_params") or {})) for item in items],
         "last_order": last_order,
         "campaign": {"id": campaign.id, "name": campaign.name},
-        "message": {"id": message_id, "unsubscribe_url": unsubscribe_url, "run_date": night.run_date},
+        "message": {"id": message_id, "unsubscribe_url": unsubscribe_url, "run_date": night.run_date,
+                    "variant": variant, "send_at": send_at},
+        "offer": {"code": offer_code} if offer_code else None,
     }
-    rendered = night.project.templates.render(campaign.template, customer["locale"], context)
+    rendered = night.project.templates.render(template, customer["locale"], context, subject_key=subject_key)
     prefix = config.tracking.category_prefix
+    custom_args = {"lojal_message_id": message_id, "lojal_campaign": campaign.id,
+                   "lojal_customer": str(customer["id"]), "lojal_occasion": occasion_key,
+                   "lojal_run_date": night.run_date.isoformat()}
+    if variant:
+        custom_args["lojal_variant"] = variant
     return OutgoingMessage(
         message_id=message_id, campaign_id=campaign.id, customer_id=customer["id"],
         to_email=to_email, to_name=customer["first_name"] or "",
         from_email=config.sender.from_email, from_name=config.sender.from_name,
         reply_to=config.sender.reply_to, subject=rendered.subject, preheader=rendered.preheader,
         html=rendered.html, text=rendered.text,
-        categories=(prefix, f"{prefix}-{campaign.id}", *campaign.categories),
-        custom_args={"lojal_message_id": message_id, "lojal_campaign": campaign.id,
-                     "lojal_customer": str(customer["id"]), "lojal_occasion": occasion_key,
-                     "lojal_run_date": night.run_date.isoformat()},
+        categories=(prefix, f"{prefix}-{campaign.id}", *campaign.categories,
+                    *((f"{prefix}-{campaign.id}-{variant}",) if variant else ())),
+        custom_args=custom_args,
         headers={"List-Unsubscribe": f"<{unsubscribe_url}>",
                  "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
+        send_at=_future(send_at),
     )
+
+
+def _text_or_none(value) -> str | None:
+    return None if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
+
+
+def _moment_or_none(value) -> datetime | None:
+    return None if value is None or pd.isna(value) else pd.Timestamp(value).to_pydatetime()
+
+
+def _future(moment: datetime | None) -> datetime | None:
+    """SendGrid's send_at: only for a moment still ahead (past ones go out at once anyway)."""
+    if moment is None or moment <= datetime.now(timezone.utc).replace(tzinfo=None):
+        return None
+    return moment
 
 
 def _localized(night: Night, item: dict, customer: dict) -> dict:
@@ -389,6 +568,57 @@ def _localized(night: Night, item: dict, customer: dict) -> dict:
     if night.catalogue is None:
         return item
     return night.catalogue.localize(item, customer["market"], customer["locale"], reprice=True)
+
+
+@dataclass
+class Rerendered:
+    record: dict  # the ledger row, made_from parsed
+    message: OutgoingMessage | None
+    error: str | None  # why it could not be rendered again
+    changed: list[str]  # files (and the campaign's config) that differ from what the message was made of
+
+
+def rerender(paths: Paths, message_id: str) -> Rerendered:
+    """Render a recorded message again from its ledger row (`lojal ledger show --render`): the same
+    items, variant, send time and offer code, the store's data as of the night it was built. It is
+    byte-identical to what was sent unless a file it was made of changed (`changed` names them)."""
+    from lojal.errors import PlanError
+
+    project = load_project(paths)
+    engine = connect(paths.database_url)
+    try:
+        record = ledger.record(engine, message_id)
+    finally:
+        engine.dispose()
+    if record is None:
+        raise PlanError(f"no message {message_id!r} in the send ledger; `lojal runs show` lists a night's messages")
+    try:
+        campaign = project.config.campaign(record["campaign_id"])
+    except KeyError:
+        raise PlanError(f"message {message_id}: campaign {record['campaign_id']!r} is no longer in "
+                        "config/campaigns.yaml, so it cannot be rendered again") from None
+    changed = changed_since(project, campaign, record["made_from"])
+    night = prepare_night(project, record["attempt_run_date"] or record["run_date"], for_rendering=True)
+    try:
+        batch = pd.DataFrame([{**{k: record.get(k) for k in PENDING_COLUMNS},
+                               "made_from": json.dumps(record["made_from"]) if record["made_from"] else None}])
+        messages, failures = build_messages(night, campaign, batch)
+    finally:
+        night.engine.dispose()
+    return Rerendered(record, messages[0] if messages else None, next(iter(failures.values()), None), changed)
+
+
+def changed_since(project: Project, campaign: Campaign, made: dict | None) -> list[str]:
+    """The files (and the campaign's settings) whose content differs from the message's record."""
+    if not made:
+        return ["(no record: the message was planned before Lojal recorded what sends are made of)"]
+    now = made_from_files(project, campaign, made.get("variant"))
+    changed = [name for name, digest in made.get("files", {}).items()
+               if file_sha256(project.paths.project / name) != digest]
+    changed += [f"{name} (now used, not before)" for name in now["files"] if name not in made.get("files", {})]
+    if now["campaign"] != made.get("campaign"):
+        changed.append(f"config/campaigns.yaml (campaign {campaign.id})")
+    return changed
 
 
 def deliver(engine: Engine, backend: DeliveryBackend, messages: list[OutgoingMessage], night: date,
@@ -506,6 +736,7 @@ class CampaignSummary:
     unknown: int = 0
     abandoned: int = 0
     retries: int = 0  # attempts beyond the first per message
+    held_out: int = 0  # in the campaign's holdout group tonight (recorded, never sent)
     paused: str | None = None
     errors: list[str] = field(default_factory=list)
 
@@ -514,14 +745,21 @@ class CampaignSummary:
 
 
 def summary_for(plan: CampaignPlan) -> CampaignSummary:
-    a = plan.audience
-    excluded = dict(a.exclusions)
-    if plan.already_sent:
-        excluded[SENT_EARLIER_TONIGHT] = plan.already_sent
+    """The campaign's line of the run summary: matched (its decision rows), excluded by the reason's
+    words (held out included), selected (sent tonight or late)."""
+    rows = plan.decisions
+    not_selected = rows[(rows["decision"] != decisions.SELECTED).to_numpy()]
+    excluded = Counter({str(k): int(v) for k, v in not_selected["detail"].fillna(not_selected["reason"]).value_counts().items()})
+    sent_tonight = decisions.REASONS[decisions.SENT_TONIGHT]
+    rerun = plan.already_sent - excluded[sent_tonight]
+    if rerun > 0:
+        excluded[sent_tonight] += rerun
     for state, count in plan.not_again.items():
         excluded[f"{state} on an earlier run, not sent again"] = count
-    return CampaignSummary(a.campaign.id, a.campaign.name, a.matched, len(plan.pending),
-                           dict(Counter(excluded).most_common()), plan.already_sent, plan.sent_late, plan.expired)
+    held = int((rows["decision"] == decisions.HELD_OUT).sum())
+    return CampaignSummary(plan.campaign.id, plan.campaign.name, len(rows), len(plan.pending),
+                           dict(excluded.most_common()), plan.already_sent, plan.sent_late, plan.expired,
+                           held_out=held)
 
 
 def record_batch(summary: CampaignSummary, rendered: int, outcome: BatchOutcome, render_failures: dict[str, str]) -> None:
@@ -538,4 +776,4 @@ def record_batch(summary: CampaignSummary, rendered: int, outcome: BatchOutcome,
 
 
 __all__ = ["Project", "Night", "CampaignPlan", "Tally", "load_project", "check_project", "prepare_night",
-           "plan_campaigns", "build_messages", "deliver", "pause_reason", "batches", "summary_for", "record_batch"]
+           "planning_moment", "decide_night", "rerender", "changed_since", "plan_campaigns", "made_from", "made_from_files", "arm_of", "build_messages", "deliver", "pause_reason", "batches", "summary_for", "record_batch"]

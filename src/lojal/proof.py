@@ -300,7 +300,7 @@ def preview_customer(paths: Paths, who: str, campaign_id: str | None = None, run
         customer_id = find_customer(engine, who)  # before the slow part: a typo is told at once
         _campaign(load_config(paths), campaign_id)
         project = pipeline.load_project(paths)
-        secret = decisions.shop_secret()
+        secret = decisions.shop_secret(paths, project.config)
         night = pipeline.prepare_night(project, run_date or upcoming_night(project.config), progress)
         history = ledger_history(engine, customer_id)
     finally:
@@ -444,7 +444,7 @@ def _customer_proof(project, campaign: Campaign, customer_id: int, run_date: dat
     """The campaign for a real customer, whatever tonight's decision: their arm and offer code."""
     from lojal import pipeline
 
-    secret = decisions.shop_secret()
+    secret = decisions.shop_secret(project.paths, project.config)
     night = pipeline.prepare_night(project, run_date, progress)
     variant = decisions.arm_names(campaign, [customer_id], secret)[0]
     offer = decisions.offer_codes(campaign, [customer_id], secret)[0]

@@ -98,20 +98,21 @@ worker_night = WorkerNight()
 
 
 def prepare_worker_night(paths: Paths, run_date: date) -> pipeline.Night:
-    """What build_messages needs, prepared in a worker from the store. Until planning records each
-    message's plan on its ledger row, this is the whole night as the flow prepared it (the lead slims
-    it to the customers of the batch after merging)."""
-    return pipeline.prepare_night(pipeline.load_project(paths), run_date)
+    """What build_messages needs, prepared in a worker from the store: the shop's data and features
+    for the customers' context, the compiled templates and the secret. Each ledger row carries what its
+    message is made of (chosen items, variant, send time, offer), so no segments are evaluated and no
+    recommender is fitted here."""
+    return pipeline.prepare_night(pipeline.load_project(paths), run_date, for_rendering=True)
 
 
 def load_batch(night: pipeline.Night, campaign_id: str, message_ids: list[str]) -> tuple[Campaign, pd.DataFrame]:
-    """The campaign and the batch's ledger rows still sendable (message_id, customer_id, occasion_key),
-    in the order given: a retried batch skips what its first try already settled."""
+    """The campaign and the batch's ledger rows still sendable (pipeline.PENDING_COLUMNS: what each
+    message is made of, chosen items included), in the order given: a retried batch skips what its first try already settled."""
     rows = ledger.states(night.engine, message_ids)
     if len(rows):
         rows = rows[rows["state"].isin(ledger.SENDABLE)]
     order = {m: i for i, m in enumerate(message_ids)}
-    columns = ["message_id", "customer_id", "occasion_key"]
+    columns = list(pipeline.PENDING_COLUMNS)
     batch = (rows[columns].assign(_order=rows["message_id"].map(order)).sort_values("_order")
              .drop(columns="_order").reset_index(drop=True)) if len(rows) else pd.DataFrame(columns=columns)
     return night.project.config.campaign(campaign_id), batch

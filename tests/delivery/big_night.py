@@ -51,7 +51,7 @@ def one_campaign_project(root: Path, **delivery) -> Path:
     (root / "config" / "campaigns.yaml").write_text(yaml.safe_dump({
         "max_emails_per_customer_per_run": 1,
         "campaigns": [{"id": "hello", "name": "Hello", "segment": "everyone", "template": "win_back",
-                       "priority": 10, "occasion": "once"}]}))
+                       "priority": 10, "occasion": "once", "holdout": 0}]}))  # every customer mailed
     sender = root / "config" / "sender.yaml"
     settings = yaml.safe_load(sender.read_text())
     settings["delivery"].update({"backend": "sendgrid", "batch_size": 1000, "retry_pause_seconds": 0.2,

@@ -104,6 +104,7 @@ def test_recommendation_context_for_templates(build_shop, product):
     rec = fit_recommender(shop).recommend([1], spec(("repeat", 1)))[1][0]
     assert isinstance(rec, Recommendation)
     context = rec.to_context()
+    assert context.pop("score") > 0  # the strategy's score, recorded with the send
     assert context == {"sku": "T1", "title": "Title T1", "category": "Tea", "price": 10.0, "currency": "NOK",
                        "image_url": "https://shop.example/T1.jpg", "product_url": "https://shop.example/p/T1",
                        "strategy": "repeat", "slot": 1, "reason_code": "bought_before",

@@ -70,6 +70,7 @@ class OutgoingMessage:
     categories: tuple[str, ...] = ()
     custom_args: Mapping[str, str] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)
+    send_at: datetime | None = None  # naive UTC: deliver at this time (SendGrid `send_at`), None = now
 
     def __post_init__(self) -> None:
         check_address("To", self.to_email)

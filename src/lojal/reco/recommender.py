@@ -34,6 +34,7 @@ class Recommendation:
     reason_code: str
     reason_params: dict
     reason: str
+    score: float = 0.0  # the strategy's score (recorded with the send, lojal ledger show)
 
     def to_context(self) -> dict:
         """Plain dict for templates (reason_params copied so templates cannot alter the original)."""
@@ -69,6 +70,7 @@ class Blend:
 class Pick:
     item: int
     strategy: str
+    score: float = 0.0  # the strategy's score of the item for this customer
 
 
 class Recommender:
@@ -134,7 +136,7 @@ class Recommender:
                     break
                 items, scores = candidates[strategy]
                 carry -= picker.take(items[r], scores[r], carry, strategy)
-            picks.append([Pick(i, s) for i, s in zip(picker.items, picker.strategies)])
+            picks.append([Pick(i, s, v) for i, s, v in zip(picker.items, picker.strategies, picker.scores)])
         return picks
 
     def _allowed_scores(self, strategy: str, rows: np.ndarray, triggers: list[list[int]], blend: Blend,
@@ -164,7 +166,7 @@ class Recommender:
         return Recommendation(
             sku=str(self.model.inter.skus[pick.item]), price=float(self.item_price[pick.item]),
             strategy=pick.strategy, slot=slot, reason_code=code, reason_params=params,
-            reason=reason_text(code, params), **text)
+            reason=reason_text(code, params), score=pick.score, **text)
 
     def _reason_params(self, code: str, row: int, item: int) -> dict:
         inter = self.model.inter

@@ -178,6 +178,7 @@ class Picker:
         self.max_per_category = max_per_category
         self.items: list[int] = []
         self.strategies: list[str] = []
+        self.scores: list[float] = []
         self.per_category: dict[int, int] = {}
 
     def accepts(self, item: int) -> bool:
@@ -198,6 +199,7 @@ class Picker:
                 break
             if self.accepts(int(item)):
                 self._add(int(item), strategy)
+                self.scores.append(float(score))
                 taken += 1
         return taken
 

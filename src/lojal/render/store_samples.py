@@ -57,7 +57,7 @@ def store_samples(paths: Paths, config: ProjectConfig, run_date: date | None = N
     from lojal.markets import MarketCatalogue
     from lojal.pipeline import (Night, Project, _customer_contexts, _last_orders, _localize_orders, _localized,
                                 _recommend_per_market)
-    from lojal.planning import assign_campaigns
+    from lojal.decisions import SELECTED, decide, shop_secret
     from lojal.reco import fit_recommender
     from lojal.segments import evaluate_segments, load_segments
     from lojal.store import connect, load_shop_data
@@ -74,36 +74,39 @@ def store_samples(paths: Paths, config: ProjectConfig, run_date: date | None = N
         data = load_shop_data(engine, run_date, config.brand.timezone, config.market_set)
         features = compute_features(data, config.loyalty, None)
         membership = evaluate_segments(segments, features, data)
-        received = ledger.received_rows(engine, [c.id for c in config.campaigns.enabled])
-        audiences = assign_campaigns(config.campaigns, data, features, membership, received)
+        log = decide(config.campaigns, data, features, membership, ledger.history_rows(engine),
+                     now=pd.Timestamp.now(tz="UTC").tz_localize(None), shop_timezone=config.brand.timezone,
+                     secret=shop_secret(paths, config), run_date=run_date)
+        chosen = log[log["decision"] == SELECTED]
         catalogue = MarketCatalogue(config.market_set, data.products, data.prices, data.texts)
         night = Night(Project(paths, config, segments, None), run_date, engine, data, features, membership,
                       fit_recommender(data), catalogue=catalogue)  # type: ignore[arg-type]
         samples: dict[tuple[str, str], StoreSample] = {}
-        for audience in audiences:
-            picked = _one_per_locale(audience.recipients["customer_id"], data.customers)
+        for campaign in config.campaigns.enabled:
+            picked = _one_per_locale(chosen.loc[chosen["campaign"] == campaign.id, "customer_id"], data.customers)
             if not picked:
                 continue
             ids = pd.Index(sorted(picked.values()), dtype="int64").to_numpy()
             customers = _customer_contexts(night, ids)
             last_orders = _last_orders(data, features, ids)
             _localize_orders(night, customers, last_orders)
-            spec = audience.campaign.recommendations
+            spec = campaign.recommendations
             recs = _recommend_per_market(night, ids, customers, spec, None) if spec is not None else {}
             for locale, cid in picked.items():
-                message_id = f"preview-{audience.campaign.id}-{cid}"
+                message_id = f"preview-{campaign.id}-{cid}"
                 context = {
                     "customer": customers[cid],
                     "recommendations": [_localized(night, r.to_context(), customers[cid]) for r in recs.get(cid, [])],
                     "last_order": last_orders.get(cid),
-                    "campaign": {"id": audience.campaign.id, "name": audience.campaign.name},
+                    "campaign": {"id": campaign.id, "name": campaign.name},
                     "message": {"id": message_id, "run_date": run_date,
                                 "unsubscribe_url": config.unsubscribe_url_template.replace("{token}", message_id)},
                 }
-                samples[(audience.campaign.id, locale)] = StoreSample(f"{locale}-{cid}", locale, context)
+                samples[(campaign.id, locale)] = StoreSample(f"{locale}-{cid}", locale, context)
         return samples
     finally:
         engine.dispose()
+
 
 
 def _one_per_locale(recipients: pd.Series, customers: pd.DataFrame) -> dict[str, int]:

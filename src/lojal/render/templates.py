@@ -56,6 +56,7 @@ class CompiledTemplate:
     subject: Template
     preheader: Template
     origins: list[tuple[str, int]] = field(default_factory=list)  # (file, line) of each line of mjml_source
+    subjects: dict[str, Template] = field(default_factory=dict)  # other subject strings (A/B arms' `subject`)
     _per_recipient_source: Template | None = None
 
 
@@ -129,6 +130,13 @@ def template_names(config: ProjectConfig) -> list[str]:
     return sorted({campaign.template for campaign in config.campaigns.enabled})
 
 
+def sending_template_names(config: ProjectConfig) -> list[str]:
+    """The templates a run renders: of enabled campaigns and of their A/B arms (`lojal check`
+    reports an arm's missing template itself)."""
+    return sorted(set(template_names(config))
+                  | {arm.template for campaign in config.campaigns.enabled for arm in campaign.arms if arm.template})
+
+
 @dataclass
 class TemplateSet:
     compiled: dict[tuple[str, str], CompiledTemplate]
@@ -152,12 +160,20 @@ class TemplateSet:
         # caller passes its own copy: a website_url with a trailing slash would double slashes.
         return {**context, "brand": self.brand, "locale": locale}
 
-    def render(self, template: str, locale: str, context: Mapping[str, Any]) -> RenderedEmail:
-        """Personalize one e-mail: Jinja only, the MJML was compiled at load time."""
+    def render(self, template: str, locale: str, context: Mapping[str, Any],
+               subject_key: str | None = None) -> RenderedEmail:
+        """Personalize one e-mail: Jinja only, the MJML was compiled at load time. `subject_key`: another
+        subject string of the template's strings.yaml (an A/B arm's `subject`)."""
         compiled = self._get(template, locale)
         data = self._context(locale, context)
+        subject_template = compiled.subject
+        if subject_key and subject_key != SUBJECT_KEY:
+            if subject_key not in compiled.subjects:
+                raise RenderError(f"template '{template}' ({locale}) has no string '{subject_key}' to use as the "
+                                  f"subject; add it to its strings.yaml")
+            subject_template = compiled.subjects[subject_key]
         with _render_errors(template, locale), render_budget():
-            subject = render_bounded(compiled.subject, data).strip()
+            subject = render_bounded(subject_template, data).strip()
             preheader = render_bounded(compiled.preheader, data).strip()
             html = render_bounded(compiled.html, data)
             text = tidy_text(render_bounded(compiled.text, data))
@@ -345,9 +361,21 @@ def _compile_one(name: str, locale: str, expanded: ExpandedSource, catalog: Cata
                                                       html=False)),
             preheader=_template(text_env, fold_constants(catalog.text(PREHEADER_KEY, locale)[0], brand,  # type: ignore[index]
                                                         locale, html=False)),
+            subjects=_arm_subjects(catalog, locale, text_env, brand),
         )
     except TemplateSyntaxError as exc:
         return [Problem(where, None, None, f"Jinja syntax error after compiling ({locale}): {exc.message}")]
+
+
+def _arm_subjects(catalog: Catalog, locale: str, environment: SandboxedEnvironment,
+                  brand: Mapping[str, Any]) -> dict[str, Template]:
+    """Every `subject_*` string in the locale, compiled (an A/B arm may name one as its subject)."""
+    subjects = {}
+    for key in catalog.entries:
+        found = catalog.text(key, locale) if key.startswith(SUBJECT_KEY + "_") else None
+        if found is not None:
+            subjects[key] = _template(environment, fold_constants(found[0], brand, locale, html=False))
+    return subjects
 
 
 def _string_syntax_problems(catalog: Catalog, keys: Iterable[str], locale: str,
@@ -399,7 +427,7 @@ def _line_of(text: str, needle: str) -> int | None:
 
 def load_templates(paths: Paths, config: ProjectConfig, compiler: MjmlCompiler | None = None) -> TemplateSet:
     """Compile every template of an enabled campaign in every locale; ProjectError if any is broken."""
-    result = compile_templates(paths, config, compiler=compiler)
+    result = compile_templates(paths, config, sending_template_names(config), compiler=compiler)
     errors = [p for p in result.problems if p.severity == "error"]
     if errors:
         raise ProjectError(errors)

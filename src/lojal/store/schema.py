@@ -87,7 +87,8 @@ suppressions = Table(
 
 # One row per (campaign, customer, occasion): what makes a repeated or resumed run send nothing twice.
 # States (lojal.ledger): planned -> sending -> sent | rejected | failed | unknown | abandoned, and
-# expired (planned on an earlier night, not sent within the campaign's limit); held_out is reserved.
+# expired (planned on an earlier night, not sent within the campaign's limit); held_out (the campaign's
+# holdout group: never sent, counts as received for its occasion).
 send_ledger = Table(
     "send_ledger", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
@@ -107,6 +108,11 @@ send_ledger = Table(
     Column("provider_message_id", String(128), nullable=True),  # SendGrid's X-Message-Id, or the outbox file
     Column("settled_at", DateTime, nullable=True),  # when the state last changed after planning
     Column("error", Text, nullable=True),  # provider error text, or why it was abandoned/expired
+    # What the message is made of (reproducible sends, lojal.ledger.made_from / `lojal ledger show`):
+    Column("variant", String(64), nullable=True),  # the A/B arm, if the campaign has arms
+    Column("send_at", DateTime, nullable=True),  # naive UTC: SendGrid's send_at (local send time)
+    Column("offer_code", String(64), nullable=True),  # the personal offer code, if the campaign has one
+    Column("made_from", Text, nullable=True),  # JSON: file hashes, recommended items (strategy, score, reason)
     UniqueConstraint("campaign_id", "customer_id", "occasion_key", name="uq_ledger_occasion"),
     Index("ix_ledger_run", "run_date", "campaign_id", "state"),
     Index("ix_ledger_state", "state", "campaign_id"),

@@ -1,19 +1,17 @@
 """orders.lojal_message_id: the e-mail an order came from, when the shop passes it through
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-11-30 18:25:00
 
 A nullable column: every existing order keeps its row and gets NULL (attributed by last click).
-down_revision is 0007 on this branch; the ledger's 0008 comes from another branch and the lead
-chains them (0007 -> 0008 -> 0009) when merging.
 """
 from alembic import op
 import sqlalchemy as sa
 
 
 revision = '0009'
-down_revision = '0007'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 
