@@ -23,7 +23,7 @@ from lojal.store.schema import send_ledger
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = date(2026, 11, 24)
-SECRET = "proof-test-secret-0123456789"
+SECRET = "proof-test-secret-0123456789-at-least-32-chars"
 runner = CliRunner()
 
 
