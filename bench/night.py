@@ -96,7 +96,7 @@ def start_local_sendgrid():
 
 
 def run_night(root: Path, dask_local: int | None) -> tuple[object, float]:
-    from flows.nightly import nightly
+    from lojal.flows.nightly import nightly
 
     return timed(nightly, run_date=RUN_DATE, project_dir=str(root), dask_local=dask_local, return_state=True)
 

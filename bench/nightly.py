@@ -5,7 +5,7 @@ one-task-per-recipient way, measured in the same run.
 
 Stages run as plain functions (no Prefect) on a fresh SQLite store in a temp folder. The Prefect
 part delivers the same sample of recipients twice inside an ephemeral Prefect flow: once with one
-task per batch (what flows/nightly.py does), once with one task per recipient.
+task per batch (what lojal/flows/nightly.py does), once with one task per recipient.
 """
 
 from __future__ import annotations

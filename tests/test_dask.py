@@ -55,7 +55,7 @@ def _project(root: Path, shop, monkeypatch, database_url: str | None = None) -> 
 
 def _night(root: Path, **kwargs) -> tuple[dict, pd.DataFrame, dict[str, str]]:
     """Run the night; return its result, its ledger and its outbox (request bodies and HTML by file)."""
-    from flows.nightly import nightly
+    from lojal.flows.nightly import nightly
 
     result = nightly(run_date=RUN_DATE, project_dir=str(root), **kwargs)
     paths = Paths.resolve(root)
@@ -100,7 +100,7 @@ def test_dask_workers_handed_the_same_messages_on_postgresql_send_each_once(tmp_
     from prefect import flow
     from prefect_dask import DaskTaskRunner
 
-    from flows.nightly import send_batch
+    from lojal.flows.nightly import send_batch
 
     root = _project(tmp_path / "pg", shop, monkeypatch, postgres_url)
     paths = Paths.resolve(root)

@@ -27,7 +27,7 @@ _PRODUCT_LINK = re.compile(r'href="https://nordlys\.example/p/([a-z0-9-]+)\?[^"]
 
 
 def test_every_email_in_the_outbox_has_its_markets_prices_and_language(project):
-    from flows.nightly import nightly
+    from lojal.flows.nightly import nightly
 
     shop = generate_shop(1200, seed=11, until=RUN_DATE)
     paths = Paths.resolve(project)

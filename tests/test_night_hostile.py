@@ -48,7 +48,7 @@ def test_malformed_customers_fail_alone_and_are_explained(project):
                      .values(first_name="Eve\r\nBcc: victim@example.com"))
         conn.execute(update(customers).where(customers.c.customer_id == no_locale).values(locale="fr"))
 
-    from flows.nightly import nightly
+    from lojal.flows.nightly import nightly
 
     state = nightly(run_date=RUN_DATE, project_dir=str(project), return_state=True)
     assert state.is_failed() and state.message.startswith("partial: 2 message(s) failed"), state

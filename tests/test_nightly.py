@@ -38,7 +38,7 @@ def filled_project(project, sample_shop):
 
 
 def run(project, **kwargs) -> dict:
-    from flows.nightly import nightly
+    from lojal.flows.nightly import nightly
 
     return nightly(run_date=RUN_DATE, project_dir=str(project), **kwargs)
 

@@ -139,7 +139,7 @@ def test_prefect_yaml_schedules_are_config_schedule_yaml():
     config = Schedule(**yaml.safe_load((REPO / "config" / "schedule.yaml").read_text()))
     for name, cron in (("nightly", config.nightly), ("morning-report", config.report)):
         assert deployments[name]["schedules"] == [{"cron": cron, "timezone": config.timezone, "active": True}]
-    assert {d["entrypoint"] for d in deployments.values()} == {"flows/nightly.py:nightly", "flows/report.py:report"}
+    assert {d["entrypoint"] for d in deployments.values()} == {"lojal.flows.nightly.nightly", "lojal.flows.report.report"}
 
 
 @pytest.mark.slow
@@ -147,7 +147,7 @@ def test_prefect_yaml_deployed_to_a_work_pool_runs_on_a_worker(project, prefect_
     api, env = prefect_server
     env = {**_filled(project, env, api), "PWD": str(project)}  # as a shell in the project sets it
     shutil.copy(REPO / "prefect.yaml", project / "prefect.yaml")
-    shutil.copytree(REPO / "flows", project / "flows", ignore=shutil.ignore_patterns("__pycache__"))
+    # no flow files in the shop's project: the entrypoints are modules of the installed lojal package
     prefect = str(BIN / "prefect")
     for command in ([prefect, "work-pool", "create", "lojal", "--type", "process"],
                     [prefect, "--no-prompt", "deploy", "--all"]):

@@ -70,7 +70,7 @@ def _runs(project) -> list[dict]:
 
 @pytest.mark.usefixtures("prefect_harness")
 def test_a_run_without_a_date_is_named_for_its_night_and_tagged(filled):
-    from flows.nightly import nightly
+    from lojal.flows.nightly import nightly
     from lojal.clock import shop_today
 
     state = nightly(project_dir=str(filled), return_state=True)
@@ -81,7 +81,7 @@ def test_a_run_without_a_date_is_named_for_its_night_and_tagged(filled):
     assert _runs(filled)[0]["run_date"] == shop_today("Europe/Oslo").isoformat()
 
     # The morning report: that night completed; a night without any run fails, for automations.
-    from flows.report import report
+    from lojal.flows.report import report
 
     fine = report(run_date=shop_today("Europe/Oslo"), project_dir=str(filled), return_state=True)
     assert fine.is_completed() and fine.result()["status"] == "completed"
@@ -92,7 +92,7 @@ def test_a_run_without_a_date_is_named_for_its_night_and_tagged(filled):
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_harness")
 def test_a_night_with_failed_messages_ends_failed_and_names_the_customers(filled):
-    from flows.nightly import nightly
+    from lojal.flows.nightly import nightly
 
     # A line break in a first name makes every subject it appears in a header injection: those
     # recipients fail, the others are delivered.
@@ -115,7 +115,7 @@ def test_a_night_with_failed_messages_ends_failed_and_names_the_customers(filled
     assert shown.exit_code == 0 and "partial" in shown.output
     assert errors[0] in shown.output
     assert errors[0].split(":")[0] in (Paths.resolve(filled).state / "runs" / "2026-11-24" / "report.html").read_text()
-    from flows.report import report
+    from lojal.flows.report import report
 
     morning = report(run_date=RUN_DATE, project_dir=str(filled), return_state=True)
     assert morning.is_failed() and morning.message.startswith(f"the night of {RUN_DATE} is partial: {failed} message")
@@ -132,7 +132,7 @@ def test_a_night_with_failed_messages_ends_failed_and_names_the_customers(filled
 
 @pytest.mark.usefixtures("prefect_harness")
 def test_a_run_stopped_by_a_broken_template_is_listed_with_its_error(filled):
-    from flows.nightly import nightly
+    from lojal.flows.nightly import nightly
 
     template = filled / "templates" / "win_back" / "email.mjml"
     template.write_text(template.read_text().replace("{{ t.heading }}", "{{ t.heading "))
@@ -147,7 +147,7 @@ def test_a_run_stopped_by_a_broken_template_is_listed_with_its_error(filled):
 
 @pytest.mark.usefixtures("prefect_harness")
 def test_a_run_on_a_store_awaiting_upgrade_is_listed_and_says_what_to_run(project, shop):
-    from flows.nightly import nightly
+    from lojal.flows.nightly import nightly
 
     engine = connect(Paths.resolve(project).database_url)
     legacy_schema.metadata.create_all(engine)

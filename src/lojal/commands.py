@@ -162,7 +162,7 @@ def run_nightly(project: Path | None, run_date: date | None, fail_after: int | N
     the night's result when messages failed, or Failed with the exception that stopped it)."""
     quiet_prefect_console(verbose)
     api_url = ensure_prefect_api()
-    from flows.nightly import nightly
+    from lojal.flows.nightly import nightly
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     paths = Paths.resolve(project)
@@ -182,8 +182,8 @@ def deployments(project: Path | None) -> list:
     from prefect.schedules import Cron
     from prefect.types.entrypoint import EntrypointType
 
-    from flows.nightly import nightly
-    from flows.report import report
+    from lojal.flows.nightly import nightly
+    from lojal.flows.report import report
     from lojal.schedule import run_tags
 
     paths = Paths.resolve(project)

@@ -1,4 +1,4 @@
-"""The nightly run as plain functions; `flows/nightly.py` wires them into Prefect.
+"""The nightly run as plain functions; `lojal.flows.nightly` wires them into Prefect.
 
 1. `load_project`   every marketer file validated (config, segments, templates) before any data
 2. `prepare_night`  shop data as of the run date, features, segment membership, recommender

@@ -39,7 +39,7 @@ def filled(project, shop):
 
 
 def run(project, night: date, **kwargs) -> dict:
-    from flows.nightly import nightly
+    from lojal.flows.nightly import nightly
 
     return nightly(run_date=night, project_dir=str(project), **kwargs)
 

@@ -34,7 +34,7 @@ def night(tmp_path, monkeypatch):
 def run(project, **kwargs) -> dict:
     """The night's result; a night that stopped raises its error. A partial night (some messages
     failed) ends in a Failed state carrying the result, as automations see it."""
-    from flows.nightly import nightly
+    from lojal.flows.nightly import nightly
 
     state = nightly(run_date=D, project_dir=str(project), delivery="sendgrid", return_state=True, **kwargs)
     outcome = state.result(raise_on_failure=False)

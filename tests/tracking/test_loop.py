@@ -70,7 +70,7 @@ def _project(tmp_path, port: int):
 
 
 def _night(project, night: date) -> dict:
-    from flows.nightly import nightly
+    from lojal.flows.nightly import nightly
 
     state = nightly(run_date=night, project_dir=str(project), delivery="sendgrid", return_state=True)
     result = state.result(raise_on_failure=False)

@@ -1,4 +1,4 @@
-"""Tracking's two steps in the nightly run (wired by flows/nightly.py, one call each):
+"""Tracking's two steps in the nightly run (wired by lojal/flows/nightly.py, one call each):
 
 - before planning, `apply_suppressions`: Event Webhook events not applied yet (bounces, spam
   reports, unsubscribes, group unsubscribes and resubscribes) become suppressions, so those
