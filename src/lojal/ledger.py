@@ -162,12 +162,14 @@ def _stored(conn: Connection, message_ids: Sequence[str]) -> pd.DataFrame:
     return frame.sort_values("customer_id", kind="stable")[columns]
 
 
-def record(engine: Engine, message_id: str) -> dict | None:
-    """One message's row (for `lojal ledger show`), `made_from` parsed; None when there is none."""
+def record(engine: Engine, message_id: str) -> dict:
+    """One message's row (for `lojal ledger show`), `made_from` parsed; PlanError when there is none."""
+    from lojal.errors import PlanError
+
     with engine.connect() as conn:
         row = conn.execute(select(send_ledger).where(c.message_id == message_id)).mappings().first()
     if row is None:
-        return None
+        raise PlanError(f"no message {message_id!r} in the send ledger; `lojal runs show` lists a night's messages")
     result = dict(row)
     result["made_from"] = json.loads(result["made_from"]) if result.get("made_from") else None
     return result

@@ -39,7 +39,6 @@ def show(
         _render(paths, message_id, html)
         return
     from lojal import ledger as ledger_rows
-    from lojal.errors import PlanError
     from lojal.store import connect
 
     engine = connect(paths.database_url)
@@ -47,8 +46,6 @@ def show(
         record = ledger_rows.record(engine, message_id)
     finally:
         engine.dispose()
-    if record is None:
-        raise PlanError(f"no message {message_id!r} in the send ledger; `lojal runs show` lists a night's messages")
     print_record(record)
 
 

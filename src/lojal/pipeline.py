@@ -590,8 +590,6 @@ def rerender(paths: Paths, message_id: str) -> Rerendered:
         record = ledger.record(engine, message_id)
     finally:
         engine.dispose()
-    if record is None:
-        raise PlanError(f"no message {message_id!r} in the send ledger; `lojal runs show` lists a night's messages")
     try:
         campaign = project.config.campaign(record["campaign_id"])
     except KeyError:
