@@ -49,7 +49,7 @@ mjml-node:
 	else echo "node/npm not found: official MJML comparison tests will be skipped"; fi
 
 test: $(DEV_STAMP) browser mjml-node
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 bench: $(DEV_STAMP)
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done

@@ -112,3 +112,15 @@ def _resolve_refs(node, root):
     if isinstance(node, list):
         return [_resolve_refs(v, root) for v in node]
     return node
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Under `--dist loadgroup` (make test) each file runs on one worker, as with loadfile, so its module
+    fixtures (nightly runs, browsers) are built once; a test marked `xdist_group` names its own group, which
+    lets the big tests of one file run side by side on both workers."""
+    if config.getoption("dist", "no") != "loadgroup":
+        return
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))

@@ -127,8 +127,13 @@ def _filled(project: Path, env: dict, api: str) -> dict:
 
 
 def _schedule_now(client: httpx.Client, deployment_id: str) -> str:
-    created = client.post(f"/deployments/{deployment_id}/create_flow_run", json={
-        "state": {"type": "SCHEDULED", "state_details": {"scheduled_time": SCHEDULED.isoformat()}}})
+    """Retries 503 as Prefect's own client does: its SQLite answers 503 while `lojal serve` holds a write lock."""
+    for attempt in range(5):
+        created = client.post(f"/deployments/{deployment_id}/create_flow_run", json={
+            "state": {"type": "SCHEDULED", "state_details": {"scheduled_time": SCHEDULED.isoformat()}}})
+        if created.status_code != 503:
+            break
+        time.sleep(2 ** attempt)
     created.raise_for_status()
     return created.json()["id"]
 

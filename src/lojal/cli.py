@@ -59,8 +59,9 @@ class _LojalGroup(TyperGroup):
 app = typer.Typer(help="Lojal: retention e-mail for online shops, versioned in git.", no_args_is_help=True,
                   pretty_exceptions_enable=False, cls=_LojalGroup)
 # soft_wrap: a message is one line however narrow the terminal (CI and editors parse them).
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
+from lojal.console import make_console  # noqa: E402 (reads the width when it prints)
+console = make_console(soft_wrap=True)
+err_console = make_console(stderr=True, soft_wrap=True)
 
 ProjectOpt = Annotated[Optional[Path], typer.Option("--project", help="folder with config/, segments/, templates/ (default: current)")]
 DateOpt = Annotated[Optional[str], typer.Option("--date", help="run date YYYY-MM-DD (default: today in the shop's time zone)")]

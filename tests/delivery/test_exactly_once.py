@@ -73,6 +73,7 @@ def assert_exactly_once(engine, local, n: int) -> None:
     assert stats["accepted"] == n
 
 
+@pytest.mark.xdist_group("exactly_once_20k")  # the two big tests run on different workers under make test
 def test_twenty_thousand_through_faults_are_accepted_exactly_once(tmp_path, postgres_url):
     engine = connect(postgres_url)
     write_sample_shop(engine, synthetic_shop(N, D), replace=False)
@@ -96,6 +97,7 @@ def test_twenty_thousand_through_faults_are_accepted_exactly_once(tmp_path, post
     engine.dispose()
 
 
+@pytest.mark.xdist_group("exactly_once_killed")  # the two big tests run on different workers under make test
 def test_a_run_killed_half_way_then_run_again_sends_each_message_exactly_once(tmp_path, postgres_url):
     engine = connect(postgres_url)
     write_sample_shop(engine, synthetic_shop(N_KILLED, D), replace=False)

@@ -12,7 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 app = typer.Typer(no_args_is_help=True)
-console = Console()
+from lojal.console import make_console  # noqa: E402 (reads the width when it prints)
+console = make_console()
 
 
 @app.command()

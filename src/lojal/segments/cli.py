@@ -24,7 +24,8 @@ from lojal.store import connect, load_shop_data, shop_today
 from lojal.store.shopdata import ShopData
 
 app = typer.Typer(help="List, inspect and explain the segments in segments/*.yaml.", no_args_is_help=True)
-console = Console(soft_wrap=True)
+from lojal.console import make_console  # noqa: E402 (reads the width when it prints)
+console = make_console(soft_wrap=True)
 
 ProjectOption = typer.Option(Path("."), "--project", help="project folder (with config/, segments/)")
 DateOption = typer.Option(None, "--date", help="run date YYYY-MM-DD (default: today in the shop's time zone)", formats=["%Y-%m-%d"])

@@ -9,7 +9,8 @@ import typer
 from rich.console import Console
 
 app = typer.Typer(no_args_is_help=True)
-console = Console()
+from lojal.console import make_console  # noqa: E402 (reads the width when it prints)
+console = make_console()
 
 ProjectOpt = Annotated[Optional[Path], typer.Option("--project", help="folder with config/ (default: current)")]
 

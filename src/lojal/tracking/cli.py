@@ -18,7 +18,8 @@ from rich.table import Table
 
 app = typer.Typer(help="The suppression list: who is never mailed, and why.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
-console = Console()
+from lojal.console import make_console  # noqa: E402 (reads the width when it prints)
+console = make_console()
 ProjectOpt = Annotated[Optional[Path], typer.Option("--project", help="project folder (default: current)")]
 
 
