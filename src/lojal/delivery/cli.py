@@ -8,7 +8,6 @@ from typing import Annotated, Optional
 
 import typer
 from rich import box
-from rich.console import Console
 from rich.table import Table
 
 app = typer.Typer(no_args_is_help=True)

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pandas as pd
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from lojal.audience import exclusion_reasons, marketable_mask

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
 app = typer.Typer(no_args_is_help=True)
 from lojal.console import make_console  # noqa: E402 (reads the width when it prints)

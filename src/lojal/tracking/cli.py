@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 app = typer.Typer(help="The suppression list: who is never mailed, and why.", no_args_is_help=True,
