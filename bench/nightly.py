@@ -48,7 +48,7 @@ def stage_timings(customers: int) -> tuple[dict, object, list]:
         for batch in pipeline.batches(plan.pending, 1000):
             (messages, _failures), dt = timed(pipeline.build_messages, night, plan.campaign, batch)
             t_build += dt
-            _, dt = timed(pipeline.deliver, night.engine, backend, messages)
+            _, dt = timed(pipeline.deliver, night.engine, backend, messages, RUN_DATE, project.config.sender.delivery)
             t_deliver += dt
             messages_total += len(messages)
     report = {
