@@ -6,8 +6,7 @@
   ledger history, planning at the night's scheduled time (config/schedule.yaml). Each enabled
   campaign gets a decision with its reason in a marketer's words; a selected one is rendered with the
   nightly run's context stages (lojal.pipeline: their market's prices, their language, their last
-  order, their recommendations) plus the decision's offer code and its variant's template folder.
-  (A variant's own subject key is not applied: TemplateSet.render has no subject choice yet.)
+  order, their recommendations) plus the decision's offer code and its variant's template and subject.
 - `send_test` (`lojal send-test`): a campaign rendered for a real customer or a built-in sample
   customer, sent to the team's addresses through the configured backend, marked as a test
   (subject "[TEST] ", category `lojal-test`, custom arg `lojal_test=1`) under a fresh message id.
@@ -208,13 +207,7 @@ class Proof:
     recommendations: list[dict[str, Any]] = field(default_factory=list)
     variant: str | None = None
     offer_code: str | None = None
-    subject_key: str | None = None  # the variant's own subject key (strings.yaml), not applied yet
-
-
-def template_for(campaign: Campaign, variant: str | None) -> str:
-    """The template folder of the campaign's arm `variant` (the campaign's own without arms)."""
-    arm = next((a for a in campaign.arms if a.name == variant), None)
-    return arm.template if arm is not None and arm.template else campaign.template
+    subject_key: str | None = None  # the variant's own subject string key (strings.yaml), applied
 
 
 def render_for_customer(night, config: ProjectConfig, campaign: Campaign, customer_id: int, message_id: str,
@@ -265,12 +258,12 @@ def _context(config: ProjectConfig, campaign: Campaign, customer: dict, recommen
 
 def _render(templates, campaign: Campaign, customer: dict, context: dict, variant: str | None,
             offer_code: str | None) -> Proof:
-    template = template_for(campaign, variant)
-    rendered = templates.render(template, customer["locale"], context)
-    arm = next((a for a in campaign.arms if a.name == variant), None)
+    from lojal.pipeline import arm_of
+
+    template, subject_key = arm_of(campaign, variant)
+    rendered = templates.render(template, customer["locale"], context, subject_key=subject_key)
     return Proof(campaign.id, template, customer["locale"], rendered.subject, rendered.preheader, rendered.html,
-                 rendered.text, customer, list(context["recommendations"]), variant, offer_code,
-                 arm.subject if arm is not None else None)
+                 rendered.text, customer, list(context["recommendations"]), variant, offer_code, subject_key)
 
 
 # ---------------------------------------------------------------- lojal preview --customer

@@ -83,7 +83,7 @@ def _detail(d, proof, files: list[Path]) -> list[str]:
 def _subject_note(proof) -> str:
     if not proof.subject_key:
         return ""
-    return f"; its subject key '{proof.subject_key}' is not applied yet: the subject shown is the template's"
+    return f"; subject from its string '{proof.subject_key}'"
 
 
 @contextmanager
