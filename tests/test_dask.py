@@ -22,6 +22,7 @@ from lojal.sample.store import write_sample_shop
 from lojal.store import connect
 
 RUN_DATE = date(2026, 11, 24)
+REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 LEDGER_COLUMNS = ["message_id", "campaign_id", "customer_id", "occasion_key", "run_date", "state", "attempts",
                   "attempt_run_date", "accepted_on", "provider_message_id", "error"]
@@ -34,7 +35,6 @@ def shop():
 
 def _project(root: Path, shop, monkeypatch, database_url: str | None = None) -> Path:
     """The shipped project with small batches (so several run at once), its own state and store."""
-    from conftest import REPO
     import shutil
 
     for folder in ("config", "segments", "templates"):
