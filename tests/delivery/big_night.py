@@ -69,21 +69,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class Webhook:
-    """The Event Webhook app on uvicorn in a thread, storing into `engine`."""
+class Served:
+    """An ASGI app on uvicorn in a thread, on `port`, for the length of a `with` block."""
 
-    def __init__(self, engine, public_key: str):
+    def __init__(self, asgi_app, port: int):
         import uvicorn
 
-        from lojal.sendgrid.app import WebhookApp, verifier_for
-
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/sendgrid/events"
-        app = WebhookApp(engine, verifier_for(public_key))
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+        self.port = port
+        self.server = uvicorn.Server(uvicorn.Config(asgi_app, host="127.0.0.1", port=port, log_level="warning",
                                                     access_log=False, lifespan="on"))
 
-    def __enter__(self) -> "Webhook":
+    def __enter__(self):
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         deadline = time.monotonic() + 20
@@ -95,6 +91,16 @@ class Webhook:
     def __exit__(self, *exc) -> None:
         self.server.should_exit = True
         self.thread.join(10)
+
+
+class Webhook(Served):
+    """The Event Webhook receiver over `engine`, verifying with `public_key`."""
+
+    def __init__(self, engine, public_key: str):
+        from lojal.sendgrid.app import WebhookApp, verifier_for
+
+        super().__init__(WebhookApp(engine, verifier_for(public_key)), free_port())
+        self.url = f"http://127.0.0.1:{self.port}/sendgrid/events"
 
 
 def run_env(database_url: str, sendgrid_url: str) -> dict:

@@ -6,8 +6,6 @@ with the reason; `lojal report` shows the numbers."""
 
 from __future__ import annotations
 
-import threading
-import time
 from datetime import date, timedelta
 
 import httpx
@@ -16,7 +14,7 @@ import yaml
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from delivery.big_night import API_KEY, free_port, one_campaign_project, synthetic_shop
+from delivery.big_night import API_KEY, Served, free_port, one_campaign_project, synthetic_shop
 from lojal.cli import app as cli
 from lojal.sample.store import write_sample_shop
 from lojal.sendgrid.local import LocalOptions, LocalSendGrid
@@ -30,29 +28,6 @@ N = 150
 RATES = {"delivered": 1.0, "deferred": 0.0, "dropped": 0.0, "bounce": 0.08, "open": 0.5, "machine_open": 0.2,
          "click": 0.2, "spamreport": 0.04, "unsubscribe": 0.05, "group_unsubscribe": 0.0}
 pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.slow]
-
-
-class Served:
-    """The project's webhook app (Event Webhook + /unsubscribe) on uvicorn in a thread."""
-
-    def __init__(self, webhook_app, port: int):
-        import uvicorn
-
-        self.server = uvicorn.Server(uvicorn.Config(webhook_app, host="127.0.0.1", port=port, log_level="warning",
-                                                    access_log=False, lifespan="on"))
-
-    def __enter__(self):
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc):
-        self.server.should_exit = True
-        self.thread.join(10)
 
 
 def _project(tmp_path, port: int):
