@@ -18,7 +18,7 @@
         ├── WebhookConfigError      no or invalid verification key configured
         └── WebhookPayloadError     the (verified) body is not a SendGrid event batch (400)
     UnsubscribeTokenError (LojalError, ValueError)  a forged, altered, foreign or malformed unsubscribe token
-    TrackingConfigError   (LojalError)              no signing secret (LOJAL_SECRET / Prefect Secret block)
+    TrackingConfigError   (LojalError)              the shop's secret is unusable (too short, unreadable block or secret.key)
 
 A `Problem` is one finding about one place in a file, printed as `path:line:col: message`
 (the form editors and CI annotate).
@@ -153,4 +153,4 @@ class UnsubscribeTokenError(LojalError, ValueError):
 
 
 class TrackingConfigError(LojalError):
-    """The signing secret for unsubscribe tokens is missing or too short."""
+    """The shop's secret (lojal.secrets) is unusable: too short, an unreadable Prefect block or secret.key."""
