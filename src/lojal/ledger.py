@@ -55,6 +55,11 @@ def message_id_for(campaign_id: str, customer_id: int, occasion_key: str) -> str
     return digest[:32]
 
 
+def message_ids_for(campaign_id: str, rows: pd.DataFrame) -> list[str]:
+    """`message_id_for` of each (customer_id, occasion_key) row."""
+    return [message_id_for(campaign_id, int(cid), o) for cid, o in zip(rows["customer_id"], rows["occasion_key"])]
+
+
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
@@ -111,8 +116,8 @@ def plan(engine: Engine, campaign_id: str, run_date: date, rows: pd.DataFrame) -
     for column in RECORD_COLUMNS:
         if column not in frame.columns:
             frame[column] = None
-    frame["message_id"] = [message_id_for(campaign_id, int(cid), o)
-                           for cid, o in zip(frame["customer_id"], frame["occasion_key"])]
+    if "message_id" not in frame.columns:
+        frame["message_id"] = message_ids_for(campaign_id, frame)
     now = _utcnow()
     with engine.begin() as conn:
         existing = _existing(conn, campaign_id, frame["message_id"].tolist())

@@ -253,6 +253,7 @@ def _record_campaign(night: Night, campaign: Campaign, mine: pd.DataFrame, late:
     chosen = mine[mine["decision"].isin((decisions.SELECTED, decisions.HELD_OUT)).to_numpy()]
     rows = chosen[["customer_id", "occasion_key", "variant", "send_at", "offer_code"]].copy()
     rows["state"] = np.where(chosen["decision"] == decisions.HELD_OUT, ledger.HELD_OUT, ledger.PLANNED)
+    rows["message_id"] = ledger.message_ids_for(campaign.id, rows)
     rows["made_from"] = _made_from_new(night, campaign, rows)
     stored = ledger.plan(night.engine, campaign.id, night.run_date, rows)
     tonight = stored[stored["state"].isin(ledger.SENDABLE)]
@@ -265,9 +266,8 @@ def _record_campaign(night: Night, campaign: Campaign, mine: pd.DataFrame, late:
 
 def _made_from_new(night: Night, campaign: Campaign, rows: pd.DataFrame) -> list[str | None]:
     """`made_from` of the selected rows that have no ledger row yet (existing rows keep theirs)."""
-    ids = [ledger.message_id_for(campaign.id, int(c), o) for c, o in zip(rows["customer_id"], rows["occasion_key"])]
-    existing = ledger.existing_states(night.engine, campaign.id, ids)
-    new = (rows["state"] == ledger.PLANNED).to_numpy() & ~pd.Series(ids).isin(existing.keys()).to_numpy()
+    existing = ledger.existing_states(night.engine, campaign.id, rows["message_id"].tolist())
+    new = (rows["state"] == ledger.PLANNED).to_numpy() & ~rows["message_id"].isin(existing.keys()).to_numpy()
     result: list[str | None] = [None] * len(rows)
     if new.any():
         for position, text in zip(np.flatnonzero(new), made_from(night, campaign, rows[new])):
