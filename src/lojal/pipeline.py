@@ -38,6 +38,8 @@ from lojal.features import compute_features
 from lojal.markets import MarketCatalogue
 from lojal.paths import Paths
 from lojal.reco import Recommender, fit_recommender
+from lojal.reco.repurchase import fit_repurchase
+from lojal.reco.strategies import RecoParams
 from lojal.render import TemplateSet, load_templates
 from lojal.secrets import Secrets, load_secrets
 from lojal.segments import SegmentSet, evaluate_segments, load_segments
@@ -180,13 +182,15 @@ def prepare_night(project: Project, run_date: date, progress: Progress = lambda 
     progress("loading shop data")
     data = load_shop_data(engine, run_date, project.config.brand.timezone, project.config.market_set)
     progress("computing features")
-    features = compute_features(data, project.config.loyalty, runlog.previous_completed_run(engine, run_date))
+    repurchase = fit_repurchase(data.lines, data.as_of, RecoParams().repurchase)  # one fit: features and recommender
+    features = compute_features(data, project.config.loyalty, runlog.previous_completed_run(engine, run_date),
+                                repurchase=repurchase)
     membership, recommender = pd.DataFrame(index=features.index), None
     if not for_rendering:
         progress("evaluating segments")
         membership = evaluate_segments(project.segments, features, data)
         progress("fitting recommendations")
-        recommender = fit_recommender(data)
+        recommender = fit_recommender(data, repurchase=repurchase)
     catalogue = MarketCatalogue(project.config.market_set, data.products, data.prices, data.texts)
     secrets = load_secrets(project.paths, project.config)  # once per night; never logged
     return Night(project, run_date, engine, data, features, membership, recommender, catalogue=catalogue,
@@ -487,8 +491,8 @@ def _last_orders(data: ShopData, features: pd.DataFrame, customer_ids) -> dict[i
     order_ids = features["last_order_id"].reindex(customer_ids).dropna().astype("int64")
     if order_ids.empty:
         return {}
-    orders = data.orders[data.orders["order_id"].isin(order_ids)].set_index("order_id")
-    lines = data.lines[data.lines["order_id"].isin(order_ids)]
+    lookup = data.order_lookup()
+    lines = lookup.lines_of(np.unique(order_ids.to_numpy()))
     products = data.products.reindex(lines["sku"])
     items = pd.DataFrame({"order_id": lines["order_id"].to_numpy(), "sku": lines["sku"].to_numpy(),
                           "title": products["title"].to_numpy(), "quantity": lines["quantity"].astype(int).to_numpy(),
@@ -498,7 +502,7 @@ def _last_orders(data: ShopData, features: pd.DataFrame, customer_ids) -> dict[i
     for record in items.to_dict("records"):
         items_by_order.setdefault(int(record.pop("order_id")), []).append(
             {k: _optional(v) if k in ("image_url", "product_url") else v for k, v in record.items()})
-    heads = orders.loc[order_ids.to_numpy()]
+    heads = lookup.heads(order_ids.to_numpy())
     return {int(cid): {"id": int(oid), "placed_at": placed.to_pydatetime(), "total": float(total),
                        "currency": currency, "items": items_by_order.get(int(oid), [])}
             for cid, oid, placed, total, currency in zip(order_ids.index, order_ids.to_numpy(), heads["placed_at"],

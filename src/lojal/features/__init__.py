@@ -17,6 +17,7 @@ from lojal.features.history import order_days, order_history, repeat_purchase_su
 from lojal.features.registry import CUSTOMER_ATTRIBUTES, FEATURES, Feature
 from lojal.features.repurchase import reorder_features
 from lojal.features.rfm import rfm
+from lojal.reco.repurchase import RepurchaseScores
 from lojal.features.tiers import loyalty_tiers
 from lojal.store.shopdata import ShopData
 
@@ -25,10 +26,11 @@ PREDICTION_DAYS = 90
 __all__ = ["compute_features", "FEATURES", "Feature"]
 
 
-def compute_features(data: ShopData, loyalty: Loyalty, previous_run: date | None = None) -> pd.DataFrame:
+def compute_features(data: ShopData, loyalty: Loyalty, previous_run: date | None = None,
+                     repurchase: RepurchaseScores | None = None) -> pd.DataFrame:
     """Every feature in FEATURES for every customer in data.customers (with or without orders).
     `previous_run`: the date of the last completed run before this one (previous_tier is measured
-    then); None means the night before."""
+    then); None means the night before. `repurchase`: the night's repurchase fit, when made already."""
     days = order_days(data.orders)
     history = order_history(data, days)
     parts = [
@@ -36,7 +38,7 @@ def compute_features(data: ShopData, loyalty: Loyalty, previous_run: date | None
         rfm(history["days_since_last_order"], history["order_count"], history["total_spend"]),
         loyalty_tiers(data, loyalty, previous_run),
         predictions(data, days),
-        reorder_features(data),
+        reorder_features(data, scores=repurchase),
         data.customers[CUSTOMER_ATTRIBUTES],
     ]
     features = pd.concat(parts, axis=1)

@@ -5,20 +5,22 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from lojal.reco.repurchase import RepurchaseParams, fit_repurchase
+from lojal.reco.repurchase import RepurchaseParams, RepurchaseScores, fit_repurchase
 from lojal.store.shopdata import ShopData
 
 
-def reorder_features(data: ShopData, params: RepurchaseParams = RepurchaseParams()) -> pd.DataFrame:
+def reorder_features(data: ShopData, params: RepurchaseParams = RepurchaseParams(),
+                     scores: RepurchaseScores | None = None) -> pd.DataFrame:
     """Per customer: the highest probability, over the products they bought on 2+ days, of re-buying
     one within `params.window_days` (the repurchase model of lojal.reco.repurchase, fitted on the
-    history before the run date), and that product's usual gap in days. NaN without such products."""
+    history before the run date), and that product's usual gap in days. NaN without such products.
+    `scores`: the night's fit when already made (the recommender shares it: one fit per night)."""
     index = data.customers.index
     out = pd.DataFrame({"reorder_probability": np.nan, "reorder_interval_days": np.nan}, index=index)
     lines = data.lines[["customer_id", "sku", "placed_at", "quantity"]]
     if lines.empty:
         return out
-    scores = fit_repurchase(lines, data.as_of, params)
+    scores = scores if scores is not None else fit_repurchase(lines, data.as_of, params)
     if len(scores.probability) == 0:
         return out
     frame = pd.DataFrame({"customer_id": scores.customer_ids, "p": scores.probability,

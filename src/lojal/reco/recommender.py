@@ -11,7 +11,7 @@ import pandas as pd
 from lojal.reco import rules
 from lojal.reco.matrix import build_interactions
 from lojal.reco.reasons import REASON_OF_STRATEGY, reason_text, reorder_reason
-from lojal.reco.repurchase import fit_repurchase
+from lojal.reco.repurchase import RepurchaseScores, fit_repurchase
 from lojal.reco.spec import RecommendationSpec
 from lojal.reco.strategies import (DISCOVERY_STRATEGIES, REPEAT_STRATEGIES, FittedStrategies, RecoParams,
                                    fit_strategies)
@@ -199,8 +199,10 @@ def _text(value) -> str:
     return "" if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA else str(value)
 
 
-def fit_recommender(data: ShopData, params: RecoParams = RecoParams()) -> Recommender:
-    """Fit every strategy on `data.lines` (history before `data.as_of`) and `data.products`."""
+def fit_recommender(data: ShopData, params: RecoParams = RecoParams(),
+                    repurchase: RepurchaseScores | None = None) -> Recommender:
+    """Fit every strategy on `data.lines` (history before `data.as_of`) and `data.products`.
+    `repurchase`: the night's repurchase fit with `params.repurchase`, when made already."""
     products = data.products
     lines = data.lines[["customer_id", "sku", "placed_at", "quantity", "unit_price", "category"]]
     if "amount" in data.lines.columns:  # unit prices in the shop's currency (amount is), like products.price
@@ -209,7 +211,8 @@ def fit_recommender(data: ShopData, params: RecoParams = RecoParams()) -> Recomm
     catalogue = _catalogue(products, inter.skus, lines)
     sellable = rules.sellable_items(products, inter.skus)
     margin = pd.to_numeric(catalogue["margin"], errors="coerce").to_numpy(float) if "margin" in catalogue else None
-    repurchase = fit_repurchase(lines, data.as_of, params.repurchase)
+    if repurchase is None:
+        repurchase = fit_repurchase(lines, data.as_of, params.repurchase)
     return _fit(inter, catalogue, sellable, params, margin, repurchase)
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -49,9 +50,18 @@ class ShopData:
     texts: pd.DataFrame = field(default_factory=empty_texts)    # sku, locale, title, category
     markets: Markets | None = None
 
+    _orders_lookup: "OrderLookup | None" = field(default=None, init=False, repr=False, compare=False)
+
     @property
     def run_date(self) -> date:
         return self.as_of.date()
+
+    def order_lookup(self) -> "OrderLookup":
+        """Orders and their lines by order id, indexed on first use (then each batch of a night
+        finds its customers' last orders without scanning every order line again)."""
+        if self._orders_lookup is None:
+            self._orders_lookup = OrderLookup.build(self.orders, self.lines)
+        return self._orders_lookup
 
     @classmethod
     def from_frames(cls, as_of: date | datetime, customers: pd.DataFrame, products: pd.DataFrame,
@@ -146,3 +156,33 @@ def load_shop_data(engine: Engine, as_of: date | datetime, timezone: str = "UTC"
         texts = pd.read_sql(select(schema.product_texts), conn)
     emails = frozenset(suppressed["email"])
     return ShopData.from_frames(as_of, customers, products, orders, lines, emails, timezone, markets, prices, texts)
+
+
+@dataclass(frozen=True)
+class OrderLookup:
+    """`orders` indexed by order_id, `lines` sorted by order_id (stable: each order's lines keep
+    their order) with where each order's lines start."""
+    orders: pd.DataFrame
+    lines: pd.DataFrame
+    line_order_ids: np.ndarray
+
+    @classmethod
+    def build(cls, orders: pd.DataFrame, lines: pd.DataFrame) -> "OrderLookup":
+        heads = orders.drop_duplicates("order_id").set_index("order_id")
+        by_order = lines.sort_values("order_id", kind="stable").reset_index(drop=True)
+        return cls(heads, by_order, by_order["order_id"].to_numpy())
+
+    def heads(self, order_ids: np.ndarray) -> pd.DataFrame:
+        """The orders' rows, in the order given (every id must exist)."""
+        return self.orders.loc[order_ids]
+
+    def lines_of(self, order_ids: np.ndarray) -> pd.DataFrame:
+        """Every line of these orders, grouped by order in the order given."""
+        keys = np.asarray(order_ids, dtype=self.line_order_ids.dtype)
+        starts = np.searchsorted(self.line_order_ids, keys, side="left")
+        ends = np.searchsorted(self.line_order_ids, keys, side="right")
+        counts = ends - starts
+        if not counts.sum():
+            return self.lines.iloc[:0]
+        positions = np.repeat(ends - counts.cumsum(), counts) + np.arange(counts.sum())
+        return self.lines.iloc[positions]
