@@ -34,22 +34,34 @@ def _address_facts(emails: pd.Series) -> pd.DataFrame:
                         index=emails.index)
 
 
-def exclusion_reasons(data: ShopData) -> pd.Series:
-    """Per customer: the first reason they may not be mailed, or None when they may."""
-    customers = data.customers
+def exclusion_reasons(data: ShopData, among: pd.Index | None = None) -> pd.Series:
+    """Per customer: the first reason they may not be mailed, or None when they may. `among`: only
+    these customers (one mailbox each among them). Each address is parsed once per loaded data, and
+    the answer for all customers is kept: planning and its checks ask more than once a night."""
+    if among is None:
+        return data.derived("exclusion_reasons",
+                            lambda: _exclusion_reasons(data.customers, _facts(data), data.suppressed_emails))
+    return _exclusion_reasons(data.customers.reindex(among), _facts(data).reindex(among), data.suppressed_emails)
+
+
+def _facts(data: ShopData) -> pd.DataFrame:
+    return data.derived("address_facts", lambda: _address_facts(data.customers["email"]))
+
+
+def _exclusion_reasons(customers: pd.DataFrame, facts: pd.DataFrame, suppressed_emails) -> pd.Series:
     reasons = pd.Series(None, index=customers.index, dtype=object)
-    facts = _address_facts(customers["email"])
     invalid = facts["key"].isna()
-    suppressed = facts["key"].isin(data.suppressed_emails)
+    smtputf8 = facts["smtputf8"].fillna(False).astype(bool)
+    suppressed = facts["key"].isin(suppressed_emails)
     no_consent = ~customers["consent_email"].astype(bool)
-    mailable = ~(invalid | facts["smtputf8"] | suppressed | no_consent)
+    mailable = ~(invalid | smtputf8 | suppressed | no_consent)
     # Among the mailable, one customer per mailbox: the lowest customer id keeps it.
     keys = facts.loc[mailable, "key"].sort_index(kind="stable")
     twin = pd.Series(False, index=customers.index)
     twin[keys.index[keys.duplicated(keep="first").to_numpy()]] = True
     # Assign in reverse priority so the first reason wins.
     reasons[twin] = SAME_MAILBOX
-    reasons[facts["smtputf8"]] = NEEDS_SMTPUTF8
+    reasons[smtputf8] = NEEDS_SMTPUTF8
     reasons[invalid] = INVALID_EMAIL
     reasons[suppressed] = SUPPRESSED
     reasons[no_consent] = NO_CONSENT

@@ -38,7 +38,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
@@ -237,9 +237,8 @@ def decide(campaigns: CampaignsFile, data: ShopData, features: pd.DataFrame, mem
     pool_features = features[needed].iloc[pool]
     history = _own_history(_about(history, index), run_date)
     customers = data.customers[["email", "consent_email", "time_zone"]].reindex(index)
-    pool_data = replace(data, customers=customers)
     exempt = {c.id for c in campaigns.campaigns if c.exempt_from_caps}
-    gate_text = audience.exclusion_reasons(pool_data)
+    gate_text = audience.exclusion_reasons(data, among=index)
     night = _Night(
         ids=index.to_numpy(dtype=np.int64),
         gate=gate_text.map(_GATE_CODES).to_numpy(dtype=object), gate_text=gate_text.to_numpy(dtype=object),

@@ -9,9 +9,11 @@ as it was then.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -24,6 +26,9 @@ from lojal.errors import StoreError
 from lojal.markets import Markets, empty_prices, empty_texts
 from lojal.store import schema
 from lojal.store.db import connect, require_schema
+from lojal.store.read import read_frame
+
+T = TypeVar("T")
 
 CUSTOMER_COLUMNS = ["email", "first_name", "locale", "country", "market", "time_zone", "birthday",
                     "created_at", "consent_email", "consent_at", "consent_source"]
@@ -50,18 +55,23 @@ class ShopData:
     texts: pd.DataFrame = field(default_factory=empty_texts)    # sku, locale, title, category
     markets: Markets | None = None
 
-    _orders_lookup: "OrderLookup | None" = field(default=None, init=False, repr=False, compare=False)
+    _memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def run_date(self) -> date:
         return self.as_of.date()
 
+    def derived(self, name: str, build: Callable[[], T]) -> T:
+        """What `build()` derives from this data, computed on first use and kept with it (a night's
+        data does not change once loaded; a copy made with dataclasses.replace starts afresh)."""
+        if name not in self._memo:
+            self._memo[name] = build()
+        return self._memo[name]
+
     def order_lookup(self) -> "OrderLookup":
-        """Orders and their lines by order id, indexed on first use (then each batch of a night
-        finds its customers' last orders without scanning every order line again)."""
-        if self._orders_lookup is None:
-            self._orders_lookup = OrderLookup.build(self.orders, self.lines)
-        return self._orders_lookup
+        """Orders and their lines by order id (then each batch of a night finds its customers'
+        last orders without scanning every order line again)."""
+        return self.derived("order_lookup", lambda: OrderLookup.build(self.orders, self.lines))
 
     @classmethod
     def from_frames(cls, as_of: date | datetime, customers: pd.DataFrame, products: pd.DataFrame,
@@ -145,15 +155,14 @@ def load_shop_data(engine: Engine, as_of: date | datetime, timezone: str = "UTC"
     require_schema(engine)
     cutoff = start_of_day_utc(start_of(as_of), timezone)
     with engine.connect() as conn:
-        customers = pd.read_sql(select(schema.customers), conn)
-        products = pd.read_sql(select(schema.products), conn)
-        orders = pd.read_sql(select(schema.orders).where(schema.orders.c.placed_at < cutoff), conn)
-        lines = pd.read_sql(
-            select(schema.order_lines).join(schema.orders)
-            .where(schema.orders.c.placed_at < cutoff), conn)
-        suppressed = pd.read_sql(select(schema.suppressions.c.email), conn)
-        prices = pd.read_sql(select(schema.product_prices), conn)
-        texts = pd.read_sql(select(schema.product_texts), conn)
+        customers = read_frame(conn, select(schema.customers))
+        products = read_frame(conn, select(schema.products))
+        orders = read_frame(conn, select(schema.orders).where(schema.orders.c.placed_at < cutoff))
+        lines = read_frame(conn, select(schema.order_lines).join(schema.orders)
+                           .where(schema.orders.c.placed_at < cutoff))
+        suppressed = read_frame(conn, select(schema.suppressions.c.email))
+        prices = read_frame(conn, select(schema.product_prices))
+        texts = read_frame(conn, select(schema.product_texts))
     emails = frozenset(suppressed["email"])
     return ShopData.from_frames(as_of, customers, products, orders, lines, emails, timezone, markets, prices, texts)
 

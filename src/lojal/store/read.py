@@ -1,0 +1,69 @@
+"""Whole tables into pandas, fast on PostgreSQL.
+
+`read_frame(conn, query)` gives the frame `pandas.read_sql` would give (same columns, dtypes and
+values; tests/test_store_read.py compares the two on hostile text). On PostgreSQL it streams the
+query out with `COPY (...) TO STDOUT` as CSV and parses it with pyarrow, instead of building a
+Python tuple per row: the night's 12 million order lines at 1M customers load several times faster
+(bench/night.py). Elsewhere (SQLite) it is `pandas.read_sql`.
+"""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+import pyarrow as pa
+from pyarrow import csv
+from sqlalchemy import Boolean, Connection, Date, DateTime, Float, Integer, Numeric, Select
+
+# Every value quoted but NULL: a NULL (empty, unquoted) and an empty text ("") stay apart.
+_COPY = "COPY ({query}) TO STDOUT WITH (FORMAT csv, FORCE_QUOTE *, ENCODING 'UTF8')"
+
+
+def read_frame(conn: Connection, query: Select) -> pd.DataFrame:
+    """`pandas.read_sql(query, conn)`, through COPY on PostgreSQL."""
+    if conn.dialect.name != "postgresql":
+        return pd.read_sql(query, conn)
+    compiled = query.compile(dialect=conn.dialect)
+    names = [column.name for column in query.selected_columns]
+    buffer = io.BytesIO()
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cursor:
+        cursor.execute("SET LOCAL datestyle = 'ISO, YMD'")  # the format pyarrow parses, whatever the server's
+        with cursor.copy(_COPY.format(query=str(compiled)), compiled.params or None) as copy:
+            for block in copy:
+                buffer.write(block)
+    if not buffer.tell():  # no rows: read_sql's own empty frame (its dtypes for no values)
+        return pd.read_sql(query, conn)
+    table = csv.read_csv(
+        io.BytesIO(buffer.getbuffer()),
+        read_options=csv.ReadOptions(column_names=names, block_size=1 << 24),
+        parse_options=csv.ParseOptions(newlines_in_values=True),
+        convert_options=csv.ConvertOptions(
+            column_types={name: _arrow_type(column.type) for name, column in zip(names, query.selected_columns)},
+            true_values=["t"], false_values=["f"], null_values=[""],
+            strings_can_be_null=True, quoted_strings_can_be_null=False))
+    return _as_read_sql(table)
+
+
+def _arrow_type(sql_type) -> pa.DataType:
+    if isinstance(sql_type, Boolean):
+        return pa.bool_()
+    if isinstance(sql_type, Integer):
+        return pa.int64()
+    if isinstance(sql_type, (Numeric, Float)):  # Float is a Numeric; asdecimal=False columns read as float
+        return pa.float64()
+    if isinstance(sql_type, DateTime):
+        return pa.timestamp("us")
+    if isinstance(sql_type, Date):
+        return pa.date32()
+    return pa.string()
+
+
+def _as_read_sql(table: pa.Table) -> pd.DataFrame:
+    """pandas.read_sql's dtypes: a column with no value at all is objects (None), as it gives."""
+    frame = table.to_pandas()
+    for name, column in zip(table.column_names, table.columns):
+        if len(column) and column.null_count == len(column):
+            frame[name] = pd.Series([None] * len(column), index=frame.index, dtype=object)
+    return frame
