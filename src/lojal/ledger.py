@@ -34,9 +34,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, and_, bindparam, case, func, insert, or_, select, update
+from sqlalchemy import ARRAY, Connection, Engine, String, and_, any_, bindparam, case, func, insert, or_, select, update
 
 from lojal.delivery.base import DeliveryResult
+from lojal.store.read import read_frame
 from lojal.store.schema import send_ledger
 
 PLANNED, SENDING, SENT, REJECTED, FAILED = "planned", "sending", "sent", "rejected", "failed"
@@ -123,7 +124,7 @@ def plan(engine: Engine, campaign_id: str, run_date: date, rows: pd.DataFrame) -
         existing = _existing(conn, campaign_id, frame["message_id"].tolist())
         new = frame[~frame["message_id"].isin(existing.keys())]
         if len(new):
-            conn.execute(insert(send_ledger), [_new_row(campaign_id, run_date, now, r) for r in new.to_dict("records")])
+            _insert(conn, [_new_row(campaign_id, run_date, now, r) for r in new.to_dict("records")])
         stored = _stored(conn, frame["message_id"].tolist())
     return stored.reset_index(drop=True)
 
@@ -135,6 +136,28 @@ def _new_row(campaign_id: str, run_date: date, now: datetime, row: dict) -> dict
             "planned_at": now, "attempts": 0, "variant": _none(row.get("variant")),
             "send_at": None if send_at is None or pd.isna(send_at) else pd.Timestamp(send_at).to_pydatetime(),
             "offer_code": _none(row.get("offer_code")), "made_from": _none(row.get("made_from"))}
+
+
+def _insert(conn: Connection, rows: list[dict]) -> None:
+    """New ledger rows: one COPY on PostgreSQL (a night plans hundreds of thousands), else executemany."""
+    if conn.dialect.name != "postgresql":
+        conn.execute(insert(send_ledger), rows)
+        return
+    names = list(rows[0])
+    with conn.connection.driver_connection.cursor() as cursor:
+        with cursor.copy(f"COPY {send_ledger.name} ({', '.join(names)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([row[name] for name in names])
+
+
+def _id_filters(conn: Connection, message_ids: Sequence[str]):
+    """WHERE clauses covering these message ids: one `= ANY(array)` on PostgreSQL, else chunks of IN."""
+    if conn.dialect.name == "postgresql":
+        if message_ids:
+            yield c.message_id == any_(bindparam("ids", list(message_ids), type_=ARRAY(String)))
+        return
+    for chunk in _chunks(list(message_ids)):
+        yield c.message_id.in_(chunk)
 
 
 def _none(value):
@@ -149,9 +172,8 @@ def existing_states(engine: Engine, campaign_id: str, message_ids: Sequence[str]
 
 def _existing(conn: Connection, campaign_id: str, message_ids: Sequence[str]) -> dict[str, str]:
     states: dict[str, str] = {}
-    for chunk in _chunks(message_ids):
-        rows = conn.execute(select(c.message_id, c.state)
-                            .where(and_(c.campaign_id == campaign_id, c.message_id.in_(chunk))))
+    for ids in _id_filters(conn, message_ids):
+        rows = conn.execute(select(c.message_id, c.state).where(and_(c.campaign_id == campaign_id, ids)))
         states.update({m: s for m, s in rows})
     return states
 
@@ -160,7 +182,7 @@ _STORED = (c.message_id, c.customer_id, c.occasion_key, c.state, c.variant, c.se
 
 
 def _stored(conn: Connection, message_ids: Sequence[str]) -> pd.DataFrame:
-    frames = [pd.read_sql(select(*_STORED).where(c.message_id.in_(chunk)), conn) for chunk in _chunks(list(message_ids))]
+    frames = [read_frame(conn, select(*_STORED).where(ids)) for ids in _id_filters(conn, message_ids)]
     columns = [col.name for col in _STORED]
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
     frame["send_at"] = pd.to_datetime(frame["send_at"])
