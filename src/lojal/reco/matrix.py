@@ -110,3 +110,17 @@ def _csr(rows, cols, values, shape) -> sp.csr_matrix:
     matrix = sp.csr_matrix((np.asarray(values, np.float32), (np.asarray(rows), np.asarray(cols))), shape=shape)
     matrix.sum_duplicates()
     return matrix
+
+
+def csr_value(matrix: sp.csr_matrix, row: int, col: int):
+    """One element of a CSR matrix (0 where none is stored), without scipy's slow element indexing
+    (~25 µs a call; the night asks once per recommended item)."""
+    start, end = matrix.indptr[row], matrix.indptr[row + 1]
+    columns = matrix.indices[start:end]
+    if matrix.has_sorted_indices:
+        at = int(np.searchsorted(columns, col))
+        found = at < len(columns) and columns[at] == col
+    else:
+        hits = np.flatnonzero(columns == col)
+        at, found = (int(hits[0]), True) if len(hits) else (0, False)
+    return matrix.data[start + at] if found else matrix.dtype.type(0)

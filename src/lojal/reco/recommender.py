@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from lojal.reco import rules
-from lojal.reco.matrix import build_interactions
+from lojal.reco.matrix import build_interactions, csr_value
 from lojal.reco.reasons import REASON_OF_STRATEGY, reason_text, reorder_reason
 from lojal.reco.repurchase import RepurchaseScores, fit_repurchase
 from lojal.reco.spec import RecommendationSpec
@@ -39,9 +39,12 @@ class Recommendation:
     def to_context(self) -> dict:
         """Plain dict for templates (reason_params copied so templates cannot alter the original)."""
         # A shallow copy: `asdict` deep-copies every field and cost ~0.1 ms per item per e-mail.
-        context = {f.name: getattr(self, f.name) for f in fields(self)}
+        context = {name: getattr(self, name) for name in _RECOMMENDATION_FIELDS}
         context["reason_params"] = dict(self.reason_params)
         return context
+
+
+_RECOMMENDATION_FIELDS = tuple(f.name for f in fields(Recommendation))
 
 
 @dataclass(frozen=True)
@@ -171,9 +174,9 @@ class Recommender:
     def _reason_params(self, code: str, row: int, item: int) -> dict:
         inter = self.model.inter
         if code == "bought_before":
-            return {"times": int(inter.occasions[row, item])}
+            return {"times": int(csr_value(inter.occasions, row, item))}
         if code == "reorder_due":
-            return {"days": float(self.model.interval_days[row, item]), "product": self._title(item)}
+            return {"days": float(csr_value(self.model.interval_days, row, item)), "product": self._title(item)}
         if code == "bought_together":
             return {"product": self._title(self._source_item(row, item))}
         if code == "favourite_category":
