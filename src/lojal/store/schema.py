@@ -116,6 +116,7 @@ send_ledger = Table(
     UniqueConstraint("campaign_id", "customer_id", "occasion_key", name="uq_ledger_occasion"),
     Index("ix_ledger_run", "run_date", "campaign_id", "state"),
     Index("ix_ledger_state", "state", "campaign_id"),
+    Index("ix_ledger_attempt", "campaign_id", "attempt_run_date"),  # a campaign's attempts tonight (night_tally)
 )
 
 runs = Table(
