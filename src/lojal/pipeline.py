@@ -247,9 +247,11 @@ def plan_campaigns(night: Night, only: str | None = None) -> list[CampaignPlan]:
     expired_by_campaign = Counter(campaign_id for campaign_id, _ in expired.values())
     night.decisions = decide_night(night, carried, only)
     by_campaign = dict(tuple(night.decisions.groupby("campaign", sort=False)))
-    return [_record_campaign(night, campaign, by_campaign.get(campaign.id, night.decisions.iloc[:0]),
-                             carried[carried["campaign_id"] == campaign.id], expired_by_campaign[campaign.id])
-            for campaign in enabled]
+    plans = [_record_campaign(night, campaign, by_campaign.get(campaign.id, night.decisions.iloc[:0]),
+                              carried[carried["campaign_id"] == campaign.id], expired_by_campaign[campaign.id])
+             for campaign in enabled]
+    ledger.refresh_statistics(night.engine)
+    return plans
 
 
 def _record_campaign(night: Night, campaign: Campaign, mine: pd.DataFrame, late: pd.DataFrame,
