@@ -120,7 +120,6 @@ def test_chromium_screenshot_shows_the_email_at_desktop_and_mobile_width(shipped
 def test_preview_draws_one_real_customer_per_locale_from_a_store_with_data(project):
     """With data in the store, each campaign x locale shows a customer of tonight's audience, in
     their market's currency and language; the built-in samples are gone."""
-    from datetime import date
 
     from lojal.render.preview import build_site
     from lojal.sample import generate_shop
@@ -130,7 +129,13 @@ def test_preview_draws_one_real_customer_per_locale_from_a_store_with_data(proje
     import shutil
 
     shutil.copytree(Path(__file__).resolve().parents[2] / "segments", project.project / "segments")
-    shop = generate_shop(600, seed=5, until=date.today())
+    from lojal.clock import shop_today
+    from lojal.config import load_config
+
+    # The shop's today, not the machine's: between midnight in the shop's zone and midnight UTC
+    # the preview's night is a day later than date.today().
+    zone = load_config(project).brand.timezone
+    shop = generate_shop(600, seed=5, until=shop_today(zone))
     write_sample_shop(connect(project.database_url), shop, replace=False)
     site = build_site(project)
     index = site.files["index.html"][1].decode()
