@@ -39,6 +39,7 @@ from sqlalchemy import ARRAY, Connection, Engine, String, and_, any_, bindparam,
 from lojal.delivery.base import DeliveryResult
 from lojal.store.read import read_frame
 from lojal.store.schema import send_ledger
+from lojal.store.write import bulk_insert
 
 PLANNED, SENDING, SENT, REJECTED, FAILED = "planned", "sending", "sent", "rejected", "failed"
 UNKNOWN, ABANDONED, EXPIRED, HELD_OUT = "unknown", "abandoned", "expired", "held_out"
@@ -124,7 +125,9 @@ def plan(engine: Engine, campaign_id: str, run_date: date, rows: pd.DataFrame) -
         existing = _existing(conn, campaign_id, frame["message_id"].tolist())
         new = frame[~frame["message_id"].isin(existing.keys())]
         if len(new):
-            _insert(conn, [_new_row(campaign_id, run_date, now, r) for r in new.to_dict("records")])
+            # COPY on PostgreSQL (a night plans hundreds of thousands of rows), executemany on SQLite
+            bulk_insert(conn, send_ledger, pd.DataFrame([_new_row(campaign_id, run_date, now, r)
+                                                         for r in new.to_dict("records")]))
         stored = _stored(conn, frame["message_id"].tolist())
     return stored.reset_index(drop=True)
 
@@ -140,24 +143,12 @@ def _new_row(campaign_id: str, run_date: date, now: datetime, row: dict) -> dict
 
 def refresh_statistics(engine: Engine) -> None:
     """After planning wrote a night's rows: PostgreSQL's planner statistics of the ledger brought up
-    to date (ANALYZE, ~0.3 s at 500,000 rows). Without it, right after a bulk insert the planner
-    thinks few rows are `planned` and claims each window through the state index: 17 ms a claim
-    instead of 0.7 ms at 1M customers (EXPLAIN ANALYZE, docs/benchmarks.md)."""
+    to date (ANALYZE). Without it, right after a bulk insert the planner thinks few rows are
+    `planned` and claims each window through the state index instead of the message-id key, which
+    slowed every claim of a large night (docs/benchmarks.md, bench/night.py)."""
     if engine.dialect.name == "postgresql":
         with engine.begin() as conn:
             conn.exec_driver_sql(f"ANALYZE {send_ledger.name}")
-
-
-def _insert(conn: Connection, rows: list[dict]) -> None:
-    """New ledger rows: one COPY on PostgreSQL (a night plans hundreds of thousands), else executemany."""
-    if conn.dialect.name != "postgresql":
-        conn.execute(insert(send_ledger), rows)
-        return
-    names = list(rows[0])
-    with conn.connection.driver_connection.cursor() as cursor:
-        with cursor.copy(f"COPY {send_ledger.name} ({', '.join(names)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row([row[name] for name in names])
 
 
 def _id_filters(conn: Connection, message_ids: Sequence[str]):

@@ -312,7 +312,8 @@ def fit_repurchase(lines: pd.DataFrame, as_of: pd.Timestamp,
                    params: RepurchaseParams = RepurchaseParams()) -> RepurchaseScores:
     """Train on history before `as_of` (lines at or after it are ignored) and score its candidates."""
     as_of = pd.Timestamp(as_of)
-    occ = occasions_from_lines(lines[lines["placed_at"] < as_of])
+    used = [c for c in ("customer_id", "sku", "placed_at", "quantity") if c in lines.columns]
+    occ = occasions_from_lines(lines.loc[(lines["placed_at"] < as_of).to_numpy(), used])  # no copy of other columns
     as_of_day = int(as_of.to_datetime64().astype("datetime64[D]").astype(np.int64))
     if as_of > as_of.normalize():   # mid-day: today's purchases so far are history too
         as_of_day += 1

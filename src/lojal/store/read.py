@@ -3,8 +3,7 @@
 `read_frame(conn, query)` gives the frame `pandas.read_sql` would give (same columns, dtypes and
 values; tests/test_store_read.py compares the two on hostile text). On PostgreSQL it streams the
 query out with `COPY (...) TO STDOUT` as CSV and parses it with pyarrow, instead of building a
-Python tuple per row: the night's 12 million order lines at 1M customers load several times faster
-(bench/night.py). Elsewhere (SQLite) it is `pandas.read_sql`.
+Python tuple per row (the night's 12 million order lines at 1M customers). Elsewhere (SQLite) it is `pandas.read_sql`.
 """
 
 from __future__ import annotations

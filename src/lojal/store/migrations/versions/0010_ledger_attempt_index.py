@@ -22,8 +22,6 @@ def upgrade() -> None:
         batch_op.create_index('ix_ledger_attempt', ['campaign_id', 'attempt_run_date'], unique=False)
 
 
-
 def downgrade() -> None:
     with op.batch_alter_table('send_ledger', schema=None) as batch_op:
         batch_op.drop_index('ix_ledger_attempt')
-
