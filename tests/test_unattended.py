@@ -62,6 +62,22 @@ def _flow_run(flow_run_id):
     return anyio.run(read)
 
 
+def _children(flow_run_id):
+    """The night's campaign subflow runs and their send-batch task runs."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterParentFlowRunId
+
+    async def read():
+        async with get_client() as client:
+            subflows = await client.read_flow_runs(flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run_id])))
+            tasks = await client.read_task_runs(flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=[s.id for s in subflows])))
+            return subflows, [t for t in tasks if "-batch-" in t.name]
+
+    return anyio.run(read)
+
+
 def _runs(project) -> list[dict]:
     result = runner.invoke(app, ["runs", "--json", "--project", str(project)])
     assert result.exit_code == 0, result.output
@@ -79,6 +95,10 @@ def test_a_run_without_a_date_is_named_for_its_night_and_tagged(filled):
     assert run.name == f"nightly-{shop_today('Europe/Oslo')}" != "nightly-None"
     assert {"lojal", "shop:nordlys-hjem", "env:production"} <= set(run.tags)
     assert _runs(filled)[0]["run_date"] == shop_today("Europe/Oslo").isoformat()
+    subflows, batches = _children(run.id)
+    assert subflows and all({"lojal", "delivery", f"campaign:{s.parameters['campaign_id']}"} <= set(s.tags)
+                            for s in subflows)
+    assert batches and all(not t.tags for t in batches)  # tagged task runs cost a concurrency check each
 
     # The morning report: that night completed; a night without any run fails, for automations.
     from lojal.flows.report import report
