@@ -63,3 +63,19 @@ def test_sqlite_is_read_sql(tmp_path):
         pd.testing.assert_frame_equal(read_frame(conn, select(schema.customers)),
                                       pd.read_sql(select(schema.customers), conn))
     engine.dispose()
+
+
+def test_a_table_read_in_several_blocks_becomes_one_chunk_per_column():
+    # A COPY longer than pyarrow's block size arrives in chunks; taking rows from a chunked text column
+    # joins its chunks again on every call (each batch's reindex of the customers).
+    import pyarrow as pa
+
+    from lojal.store.read import _as_read_sql, _one_chunk
+
+    chunked = pa.table({"email": pa.chunked_array([["a@x.no", "b@x.no"], ["c@x.no"], [None]]),
+                        "n": pa.chunked_array([[1, 2], [3], [4]])})
+    table = _one_chunk(chunked)
+    assert [column.num_chunks for column in table.columns] == [1, 1]
+    assert table.equals(chunked)
+    frame = _as_read_sql(table)
+    assert frame["email"].tolist()[:3] == ["a@x.no", "b@x.no", "c@x.no"] and frame["n"].tolist() == [1, 2, 3, 4]

@@ -190,6 +190,16 @@ def _stored(conn: Connection, message_ids: Sequence[str]) -> pd.DataFrame:
     return frame.sort_values("customer_id", kind="stable")[columns]
 
 
+def sendable_rows(engine: Engine, message_ids: Sequence[str]) -> pd.DataFrame:
+    """These messages' rows still sendable (planned or failed), with what each is made of (the columns
+    of `_STORED`), in no particular order: what a batch renders and sends."""
+    columns = [col.name for col in _STORED]
+    with engine.connect() as conn:
+        rows = [row for ids in _id_filters(conn, list(message_ids))
+                for row in conn.execute(select(*_STORED).where(ids, state_in(SENDABLE)))]
+    return pd.DataFrame(rows, columns=columns)
+
+
 def record(engine: Engine, message_id: str) -> dict:
     """One message's row (for `lojal ledger show`), `made_from` parsed; PlanError when there is none."""
     from lojal.errors import PlanError

@@ -108,9 +108,7 @@ def prepare_worker_night(paths: Paths, run_date: date) -> pipeline.Night:
 def load_batch(night: pipeline.Night, campaign_id: str, message_ids: list[str]) -> tuple[Campaign, pd.DataFrame]:
     """The campaign and the batch's ledger rows still sendable (pipeline.PENDING_COLUMNS: what each
     message is made of, chosen items included), in the order given: a retried batch skips what its first try already settled."""
-    rows = ledger.states(night.engine, message_ids)
-    if len(rows):
-        rows = rows[rows["state"].isin(ledger.SENDABLE)]
+    rows = ledger.sendable_rows(night.engine, message_ids)
     order = {m: i for i, m in enumerate(message_ids)}
     columns = list(pipeline.PENDING_COLUMNS)
     batch = (rows[columns].assign(_order=rows["message_id"].map(order)).sort_values("_order")
