@@ -246,3 +246,16 @@ def test_lojal_run_dry_run_prints_the_funnel_and_writes_no_ledger_row(store):
     assert ledger_count(engine) == 0
     log = pd.read_csv(plans.plan_dir(paths, D) / "decisions.csv")
     assert set(log["campaign"]) == {"last_chance"} and (log["decision"] == "held_out").any()
+
+
+def test_a_recorded_made_from_reads_back_as_json_wrote_it_nan_included():
+    import json
+    import math
+
+    from lojal.pipeline import _made_from_json
+
+    record = {"files": {"templates/thank_you/email.mjml": "ab" * 32}, "variant": None,
+              "items": [{"sku": "KAFFE-1", "title": "Økologisk kaffe ☕", "price": 149.5, "score": 0.1234567890123}]}
+    assert _made_from_json(json.dumps(record, sort_keys=True)) == record
+    odd = _made_from_json(json.dumps({"items": [{"sku": "X", "price": float("nan")}]}))  # json writes NaN; orjson refuses it
+    assert odd["items"][0]["sku"] == "X" and math.isnan(odd["items"][0]["price"])
