@@ -130,6 +130,9 @@ def test_over_30_mb_is_413_and_not_json_is_400(server):
     response = post(server, huge)
     assert response.status_code == 413 and "too large" in response.json()["errors"][0]["message"]
     assert post(server, b"{not json").status_code == 400
+    # What Python's json writes but JSON does not allow (NaN), and bytes that are not UTF-8.
+    assert post(server, json.dumps(body(send_at=float("nan"))).encode()).status_code == 400
+    assert post(server, json.dumps(body(subject="Hei")).encode().replace(b"Hei", b"H\xff")).status_code == 400
 
 
 def test_a_missing_or_wrong_bearer_key_is_401():

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qs
 
 import httpx
+import orjson
 
 from lojal.sendgrid.rules import MAX_BODY_BYTES, error_body, validate_mail_send
 from lojal.sendgrid.webhook import new_private_key, public_key_text, signed_headers
@@ -259,8 +260,8 @@ class LocalSendGrid:
             self.counts["server_errors"] += 1
             return 500, error_body(("internal server error (injected by the local SendGrid)", None)), {}
         try:
-            body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+            body = orjson.loads(raw)  # strict JSON, as SendGrid's: no NaN, no invalid UTF-8
+        except orjson.JSONDecodeError:
             self.counts["rejected"] += 1
             return 400, error_body(("Bad Request: the request body is not valid JSON", None)), {}
         errors = validate_mail_send(body, time.time())
