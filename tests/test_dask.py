@@ -33,7 +33,7 @@ def shop():
     return generate_shop(400, seed=3, until=RUN_DATE)
 
 
-def _project(root: Path, shop, monkeypatch, database_url: str | None = None) -> Path:
+def _project(root: Path, shop, monkeypatch, database_url: str | None = None, in_flight: int | None = None) -> Path:
     """The shipped project with small batches (so several run at once), its own state and store."""
     import shutil
 
@@ -43,6 +43,11 @@ def _project(root: Path, shop, monkeypatch, database_url: str | None = None) -> 
     settings = yaml.safe_load(sender.read_text())
     settings["delivery"]["batch_size"] = 15
     sender.write_text(yaml.safe_dump(settings))
+    if in_flight:
+        schedule = root / "config" / "schedule.yaml"
+        config = yaml.safe_load(schedule.read_text()) or {}
+        config.setdefault("runner", {})["batches_in_flight"] = in_flight
+        schedule.write_text(yaml.safe_dump(config))
     monkeypatch.setenv("LOJAL_HOME", str(root / "state"))
     monkeypatch.setenv("LOJAL_SECRET", "one-shop-secret-shared-by-both-runs-0123456789")  # same tokens in both
     if database_url:
@@ -65,11 +70,15 @@ def _night(root: Path, **kwargs) -> tuple[dict, pd.DataFrame, dict[str, str]]:
     return result, rows, files
 
 
-def test_a_night_on_two_dask_workers_equals_the_default_runner(tmp_path, monkeypatch, shop):
+@pytest.mark.parametrize("other", ["dask", "threads"])
+def test_a_night_on_two_dask_workers_or_three_threads_equals_the_default_runner(tmp_path, monkeypatch, shop, other):
     default = _night(_project(tmp_path / "default", shop, monkeypatch))
-    dask = _night(_project(tmp_path / "dask", shop, monkeypatch), dask_local=2)
+    if other == "dask":
+        parallel = _night(_project(tmp_path / "dask", shop, monkeypatch), dask_local=2)
+    else:  # runner.batches_in_flight in the run's own process: batches in threads
+        parallel = _night(_project(tmp_path / "threads", shop, monkeypatch, in_flight=3))
 
-    (result_a, rows_a, files_a), (result_b, rows_b, files_b) = default, dask
+    (result_a, rows_a, files_a), (result_b, rows_b, files_b) = default, parallel
     assert [c["selected"] for c in result_b["campaigns"]] == [c["selected"] for c in result_a["campaigns"]]
     assert result_b["campaigns"] == result_a["campaigns"]  # plan, funnel and outcome per campaign
     assert sum(c["delivered"] for c in result_a["campaigns"]) > 30  # several batches of 15 ran at once
@@ -155,3 +164,5 @@ def test_a_configured_scheduler_address_places_batches_on_that_cluster():
             assert where.in_flight == 5
     with placement(Runner(), None) as where:
         assert where.in_flight == 1 and where.where == "this process"
+    with placement(Runner(batches_in_flight=3), None) as where:  # threads of this process
+        assert where.in_flight == 3 and where.where == "this process, 3 batches at a time"

@@ -126,7 +126,8 @@ class Placement:
 
 @contextmanager
 def placement(runner: Runner, dask_local: int | None) -> Iterator[Placement]:
-    """In this process one batch after another (the default); on a local Dask cluster of
+    """In this process one batch after another (the default; `runner.batches_in_flight` threads when
+    set, so one batch renders while another waits for the database or SendGrid); on a local Dask cluster of
     `dask_local` worker processes started for this run; or on the scheduler at `runner.dask_address`."""
     if dask_local:
         from distributed import LocalCluster
@@ -142,7 +143,9 @@ def placement(runner: Runner, dask_local: int | None) -> Iterator[Placement]:
         return
     from prefect.task_runners import ThreadPoolTaskRunner
 
-    yield Placement(ThreadPoolTaskRunner(max_workers=1), 1, "this process")
+    threads = runner.batches_in_flight or 1
+    yield Placement(ThreadPoolTaskRunner(max_workers=threads), threads,
+                    "this process" if threads == 1 else f"this process, {threads} batches at a time")
 
 
 def _dask(address: str, in_flight: int, where: str) -> Placement:

@@ -98,14 +98,15 @@ def _retry_unless_ours(task, task_run, state) -> bool:
 
 
 def render_and_send(project_dir: str, run_date: date, store: str, run_token: str, campaign_id: str, number: int,
-                    message_ids: list[str], delivery: str | None = None,
-                    fail_after: int | None = None) -> tuple[int, pipeline.BatchOutcome, dict[str, str]]:
-    """Render and send one batch wherever this task runs; its error-rate pause reads the campaign's
-    attempts tonight from the ledger, so parallel batches pause together."""
+                    message_ids: list[str], delivery: str | None = None, fail_after: int | None = None,
+                    tally: tuple[int, int] | None = None) -> tuple[int, pipeline.BatchOutcome, dict[str, str]]:
+    """Render and send one batch wherever this task runs. Its error-rate pause starts from `tally`,
+    the campaign's (attempted, not sent) messages tonight when the batch was submitted (the ledger's
+    count when not given)."""
     night = worker_night.night_for(project_dir, run_date, store, run_token)
     campaign_, batch = load_batch(night, campaign_id, message_ids)
     settings = night.project.config.sender.delivery
-    tally = pipeline.Tally(*ledger.night_tally(night.engine, campaign_id, run_date))
+    tally = pipeline.Tally(*(tally or ledger.night_tally(night.engine, campaign_id, run_date)))
     tally.paused = pipeline.pause_reason(tally, settings)
     if tally.paused or batch.empty:
         return 0, pipeline.BatchOutcome(paused=tally.paused), {}
@@ -146,7 +147,8 @@ def run_campaign(campaign_id: str, run_date: date, project_dir: str, store: str,
     _tag_flow_run(campaign_tags(campaign_id))
     fixed = dict(project_dir=project_dir, run_date=run_date, store=store, run_token=run_token,
                  campaign_id=campaign_id, delivery=delivery, fail_after=fail_after)
-    _run_batches(batches, fixed, in_flight, summary, _DeliveryProgress(campaign_id, len(plan.pending)))
+    tally = list(ledger.night_tally(night.engine, campaign_id, run_date))  # earlier runs of this night count
+    _run_batches(batches, fixed, in_flight, summary, _DeliveryProgress(campaign_id, len(plan.pending)), tally)
     if summary.paused:
         get_run_logger().warning("%s %s", campaign_id, summary.paused)
     create_markdown_artifact(campaign_markdown(summary, night.run_date),
@@ -163,20 +165,26 @@ def campaign_tags(campaign_id: str) -> list[str]:
 
 
 def _run_batches(batches: list, fixed: dict, in_flight: int, summary: pipeline.CampaignSummary,
-                 progress: "_DeliveryProgress") -> None:
+                 progress: "_DeliveryProgress", tally: list[int]) -> None:
     """Keep `in_flight` batch tasks submitted; stop submitting once the campaign pauses or a batch
-    fails, let the running ones finish, then raise the first failure."""
+    fails, let the running ones finish, then raise the first failure. `tally`: the campaign's
+    [attempted, not sent] messages tonight, handed to each batch and grown as batches finish (one
+    ledger count per campaign, not one per batch: that count grew with the night)."""
     queue, running, error = deque(enumerate(batches, 1)), {}, None
     while queue or running:
         while queue and len(running) < in_flight and not (summary.paused or error):
             number, batch = queue.popleft()
-            running[send_batch.submit(number=number, message_ids=batch["message_id"].tolist(), **fixed)] = len(batch)
+            running[send_batch.submit(number=number, message_ids=batch["message_id"].tolist(), tally=tuple(tally),
+                                      **fixed)] = len(batch)
         if not running:
             break
         done = next(iter(as_completed(list(running))))
         size = running.pop(done)
         try:
-            pipeline.record_batch(summary, *done.result())
+            rendered, outcome, failures = done.result()
+            pipeline.record_batch(summary, rendered, outcome, failures)
+            tally[0] += outcome.states[ledger.SENT] + len(outcome.failed)
+            tally[1] += len(outcome.failed)
         except BaseException as exc:  # noqa: BLE001 - the batches still running finish first
             error = error or exc
         progress.advanced(size)
