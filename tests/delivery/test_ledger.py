@@ -80,3 +80,21 @@ def test_carried_rows_and_expiry(engine):
     ledger.close(engine, {old[0]: "not sent within send_within_days: 3"}, ledger.EXPIRED)
     assert row(engine, old[0])["state"] == "expired" and "send_within_days" in row(engine, old[0])["error"]
     assert ledger.carried_rows(engine, ["post_purchase"], NIGHT)["message_id"].tolist() == [old[1]]
+
+
+def test_a_window_of_mixed_outcomes_settles_in_one_go_and_leaves_rows_not_sending_alone(engine):
+    ids = planned(engine, "win_back", [1, 2, 3, 4])
+    attempts = ledger.claim(engine, ids[:3], NIGHT, "sendgrid")  # the fourth stays planned
+    accepted = datetime(2026, 11, 24, 21, 30, 5, 250000)
+    results = [DeliveryResult(ids[0], SENT, "sg-1", accepted_at=accepted),
+               DeliveryResult(ids[1], FAILED, error="503: try later"),
+               DeliveryResult(ids[2], REJECTED, error="400: 'to' is not an address ' ; DROP TABLE x; --"),
+               DeliveryResult(ids[3], SENT, "sg-4", accepted_at=accepted)]  # not claimed: must not settle
+    settled = ledger.settle(engine, results, {**attempts, ids[3]: 1}, NIGHT, max_attempts=5)
+    assert [s.state for s in settled] == ["sent", "failed", "rejected", "sent"]
+    rows = [row(engine, m) for m in ids]
+    assert [r["state"] for r in rows] == ["sent", "failed", "rejected", "planned"]
+    assert pd.Timestamp(rows[0]["accepted_at"]) == pd.Timestamp(accepted) and rows[0]["provider_message_id"] == "sg-1"
+    assert pd.Timestamp(rows[0]["accepted_on"]).date() == NIGHT
+    assert rows[1]["error"] == "503: try later" and pd.isna(rows[1]["accepted_at"]) and pd.isna(rows[1]["accepted_on"])
+    assert rows[2]["error"].endswith("DROP TABLE x; --") and rows[3]["provider_message_id"] is None
