@@ -195,8 +195,8 @@ def sendable_rows(engine: Engine, message_ids: Sequence[str]) -> pd.DataFrame:
     of `_STORED`), in no particular order: what a batch renders and sends."""
     columns = [col.name for col in _STORED]
     with engine.connect() as conn:
-        if conn.dialect.name == "postgresql":  # a batch is a sliver of the ledger: by its unique index,
-            conn.exec_driver_sql("SET LOCAL enable_seqscan = off")  # never a scan (50 ms vs 3 ms at 28k rows)
+        if conn.dialect.name == "postgresql":  # a batch is a sliver of the ledger: read it by the unique
+            conn.exec_driver_sql("SET LOCAL enable_seqscan = off")  # index (the planner chose a full scan)
         rows = [row for ids in _id_filters(conn, list(message_ids))
                 for row in conn.execute(select(*_STORED).where(ids, state_in(SENDABLE)))]
     return pd.DataFrame(rows, columns=columns)

@@ -120,9 +120,9 @@ def render_and_send(project_dir: str, run_date: date, store: str, run_token: str
 
 # Importable under its own name, so Dask pickles it by reference (never by value with this module's
 # globals, such as the process's prepared night). Untagged on purpose: Prefect checks tag concurrency
-# limits for every tagged task run, which a profile of a night found costing about a quarter of a
-# second per batch; the campaign subflow carries the tags instead, and `runner.batches_in_flight` is
-# how many batches run at once.
+# limits for every tagged task run, which made every batch of a night wait for the Prefect server;
+# the campaign subflow carries the tags instead, and `runner.batches_in_flight` is how many batches
+# run at once.
 send_batch = task(render_and_send, name="send-batch", cache_policy=NO_CACHE, task_run_name="{campaign_id}-batch-{number}",
                   retries=2, retry_delay_seconds=5, retry_condition_fn=_retry_unless_ours)
 

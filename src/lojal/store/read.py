@@ -47,7 +47,7 @@ def read_frame(conn: Connection, query: Select) -> pd.DataFrame:
 
 def _one_chunk(table: pa.Table) -> pa.Table:
     """Each column as one contiguous array: pyarrow's take (every reindex of the frame later) joins
-    a column's chunks again on each call, which cost ~30 ms a batch on a million customers' columns.
+    a column's chunks again on each call, which made each batch's reindex of the customers slow.
     Kept chunked where a column is too big for one array (2 GiB of text)."""
     try:
         return table.combine_chunks()

@@ -120,7 +120,7 @@ send_ledger = Table(
     Index("ix_ledger_state", "state", "campaign_id"),
     Index("ix_ledger_attempt", "campaign_id", "attempt_run_date"),  # a campaign's attempts tonight (night_tally)
     # PostgreSQL keeps `made_from` (kilobytes of JSON) out of the row, so the updates of delivery (claim,
-    # settle: a new row version each) copy and log ~200 bytes instead of the whole record (migration 0011).
+    # settle: a new row version each) copy and log a small row instead of the whole record (migration 0011).
     postgresql_with={"toast_tuple_target": LEDGER_TOAST_TUPLE_TARGET},
 )
 
