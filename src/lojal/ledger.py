@@ -33,8 +33,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
+import numpy as np
 import pandas as pd
-from sqlalchemy import ARRAY, Connection, Engine, String, and_, any_, bindparam, case, func, insert, or_, select, update
+from sqlalchemy import ARRAY, Connection, Date, DateTime, Engine, String, and_, any_, bindparam, case, func, insert, or_, select, update
 
 from lojal.delivery.base import DeliveryResult
 from lojal.store.read import read_frame
@@ -123,22 +124,30 @@ def plan(engine: Engine, campaign_id: str, run_date: date, rows: pd.DataFrame) -
     now = _utcnow()
     with engine.begin() as conn:
         existing = _existing(conn, campaign_id, frame["message_id"].tolist())
-        new = frame[~frame["message_id"].isin(existing.keys())]
-        if len(new):
-            # COPY on PostgreSQL (a night plans hundreds of thousands of rows), executemany on SQLite
-            bulk_insert(conn, send_ledger, pd.DataFrame([_new_row(campaign_id, run_date, now, r)
-                                                         for r in new.to_dict("records")]))
-        stored = _stored(conn, frame["message_id"].tolist())
-    return stored.reset_index(drop=True)
+        known = frame["message_id"].isin(existing.keys()).to_numpy()
+        new = _new_rows(campaign_id, run_date, now, frame[~known])
+        if len(new):  # COPY on PostgreSQL (a night plans hundreds of thousands of rows), executemany on SQLite
+            bulk_insert(conn, send_ledger, new)
+        # existing rows as the ledger holds them; new ones as just written (not read back)
+        stored = _stored(conn, frame.loc[known, "message_id"].tolist()) if known.any() else None
+    return _stored_frame([f for f in (stored, new) if f is not None and len(f)]).reset_index(drop=True)
 
 
-def _new_row(campaign_id: str, run_date: date, now: datetime, row: dict) -> dict:
-    send_at = row.get("send_at")
-    return {"campaign_id": campaign_id, "customer_id": int(row["customer_id"]), "occasion_key": row["occasion_key"],
-            "run_date": run_date, "message_id": row["message_id"], "state": row.get("state") or PLANNED,
-            "planned_at": now, "attempts": 0, "variant": _none(row.get("variant")),
-            "send_at": None if send_at is None or pd.isna(send_at) else pd.Timestamp(send_at).to_pydatetime(),
-            "offer_code": _none(row.get("offer_code")), "made_from": _none(row.get("made_from"))}
+def _new_rows(campaign_id: str, run_date: date, now: datetime, frame: pd.DataFrame) -> pd.DataFrame:
+    """Ledger rows for these planned messages, a column at a time."""
+    state = frame["state"].where(frame["state"].notna() & (frame["state"] != ""), PLANNED) if "state" in frame else PLANNED
+    return pd.DataFrame({
+        "campaign_id": campaign_id, "customer_id": frame["customer_id"].astype("int64").to_numpy(),
+        "occasion_key": frame["occasion_key"].to_numpy(), "run_date": run_date,
+        "message_id": frame["message_id"].to_numpy(), "state": np.asarray(state, dtype=object) if len(frame) else [],
+        "planned_at": now, "attempts": 0, "variant": _nones(frame["variant"]),
+        "send_at": pd.to_datetime(frame["send_at"]).to_numpy(), "offer_code": _nones(frame["offer_code"]),
+        "made_from": _nones(frame["made_from"])}, index=range(len(frame)))
+
+
+def _nones(series: pd.Series) -> np.ndarray:
+    values = series.to_numpy(dtype=object)
+    return np.where(pd.isna(series).to_numpy(), None, values)
 
 
 def refresh_statistics(engine: Engine) -> None:
@@ -183,9 +192,13 @@ _STORED = (c.message_id, c.customer_id, c.occasion_key, c.state, c.variant, c.se
 
 
 def _stored(conn: Connection, message_ids: Sequence[str]) -> pd.DataFrame:
-    frames = [read_frame(conn, select(*_STORED).where(ids)) for ids in _id_filters(conn, message_ids)]
+    return _stored_frame([read_frame(conn, select(*_STORED).where(ids)) for ids in _id_filters(conn, message_ids)])
+
+
+def _stored_frame(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Rows as `plan` returns them: the columns of `_STORED`, send_at a datetime, by customer."""
     columns = [col.name for col in _STORED]
-    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    frame = pd.concat([f[columns] for f in frames], ignore_index=True) if frames else pd.DataFrame(columns=columns)
     frame["send_at"] = pd.to_datetime(frame["send_at"])
     return frame.sort_values("customer_id", kind="stable")[columns]
 
@@ -256,15 +269,24 @@ def _claim(conn: Connection, message_ids: Sequence[str], night: date, backend: s
     now = _utcnow()
     claimed: dict[str, int] = {}
     for chunk in _chunks(list(message_ids)):
-        free = (select(c.message_id).where(c.message_id.in_(chunk), c.state.in_(SENDABLE))
-                .with_for_update(skip_locked=True))
-        rows = conn.execute(
-            update(send_ledger).where(c.message_id.in_(free), c.state.in_(SENDABLE))
-            .values(state=SENDING, attempts=c.attempts + 1, attempted_at=now, attempt_run_date=night,
-                    backend=backend, settled_at=now)
-            .returning(c.message_id, c.attempts))
+        rows = conn.execute(_CLAIM, {"ids": list(chunk), "now": now, "night": night, "backend": backend})
         claimed.update({m: int(a) for m, a in rows})
     return claimed
+
+
+# Delivery's two statements, built once (a night runs them for every window of every batch).
+_CLAIM = (update(send_ledger)
+          .where(c.message_id.in_(select(c.message_id)
+                                  .where(c.message_id.in_(bindparam("ids", expanding=True)), c.state.in_(SENDABLE))
+                                  .with_for_update(skip_locked=True)),
+                 c.state.in_(SENDABLE))
+          .values(state=SENDING, attempts=c.attempts + 1, attempted_at=bindparam("now", type_=DateTime()),
+                  attempt_run_date=bindparam("night", type_=Date()), backend=bindparam("backend", type_=String()),
+                  settled_at=bindparam("now", type_=DateTime()))
+          .returning(c.message_id, c.attempts))
+_SETTLE = (update(send_ledger).where(c.message_id == bindparam("mid"), c.state == SENDING)
+           .values(state=bindparam("st"), error=bindparam("err"), provider_message_id=bindparam("pid"),
+                   accepted_at=bindparam("at"), accepted_on=bindparam("on"), settled_at=bindparam("now")))
 
 
 def night_tally(engine: Engine, campaign_id: str, night: date) -> tuple[int, int]:
@@ -305,10 +327,7 @@ def settle_and_claim(engine: Engine | Connection, results: Sequence[DeliveryResu
         return settled, claimed
     with _transaction(engine) as conn:
         if params:
-            conn.execute(update(send_ledger).where(c.message_id == bindparam("mid"), c.state == SENDING)
-                         .values(state=bindparam("st"), error=bindparam("err"), provider_message_id=bindparam("pid"),
-                                 accepted_at=bindparam("at"), accepted_on=bindparam("on"), settled_at=_utcnow()),
-                         params)
+            conn.execute(_SETTLE, params)
         if next_ids:
             claimed = _claim(conn, next_ids, night, backend)
     return settled, claimed
@@ -335,7 +354,7 @@ def _settle_params(results: Sequence[DeliveryResult], attempts: Mapping[str, int
         accepted = r.outcome == SENT
         params.append({"mid": r.message_id, "st": state, "err": error[:_ERROR_CHARS] if error else None,
                        "pid": r.provider_id, "at": (r.accepted_at or now) if accepted else None,
-                       "on": night if accepted else None})
+                       "on": night if accepted else None, "now": now})
         settled.append(Settled(r.message_id, state, error))
     return params, settled
 

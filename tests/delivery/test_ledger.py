@@ -98,3 +98,19 @@ def test_a_window_of_mixed_outcomes_settles_in_one_go_and_leaves_rows_not_sendin
     assert pd.Timestamp(rows[0]["accepted_on"]).date() == NIGHT
     assert rows[1]["error"] == "503: try later" and pd.isna(rows[1]["accepted_at"]) and pd.isna(rows[1]["accepted_on"])
     assert rows[2]["error"].endswith("DROP TABLE x; --") and rows[3]["provider_message_id"] is None
+
+
+def test_plan_returns_new_rows_as_the_ledger_holds_them(engine):
+    """New rows are returned as written (not read back): the same frame a second plan of the night
+    reads from the store, None and NaT included."""
+    rows = pd.DataFrame({"customer_id": [3, 1, 2], "occasion_key": ["once", "once", "once"],
+                         "state": ["planned", "held_out", None], "variant": ["a", None, float("nan")],
+                         "send_at": [datetime(2026, 11, 24, 8, 30), None, pd.NaT],
+                         "offer_code": [None, "CODE-1", None], "made_from": ['{"items": []}', None, None]})
+    first = ledger.plan(engine, "win_back", NIGHT, rows)
+    again = ledger.plan(engine, "win_back", NIGHT, rows)
+    assert first["customer_id"].tolist() == [1, 2, 3]
+    assert first["state"].tolist() == ["held_out", "planned", "planned"]
+    for column in first.columns:
+        assert [None if pd.isna(v) else v for v in first[column]] == [None if pd.isna(v) else v for v in again[column]], column
+    assert first["send_at"].tolist()[2] == pd.Timestamp(datetime(2026, 11, 24, 8, 30))
