@@ -259,3 +259,23 @@ def test_a_recorded_made_from_reads_back_as_json_wrote_it_nan_included():
     assert _made_from_json(json.dumps(record, sort_keys=True)) == record
     odd = _made_from_json(json.dumps({"items": [{"sku": "X", "price": float("nan")}]}))  # json writes NaN; orjson refuses it
     assert odd["items"][0]["sku"] == "X" and math.isnan(odd["items"][0]["price"])
+
+
+def test_made_from_is_written_as_json_would_read_it_with_sorted_keys():
+    import json
+    from datetime import date, datetime
+
+    import numpy as np
+
+    from lojal.pipeline import _made_from_text
+
+    record = {"variant": "b", "files": {"z.yaml": None, "a.mjml": "ff" * 32},
+              "items": [{"sku": "KAFFE-1", "price": np.float64(149.5), "times": np.int64(3), "title": "Kaffe ☕",
+                         "reason_params": {"product": "Te", "days": 30.0}, "bought": date(2026, 11, 2),
+                         "seen": datetime(2026, 11, 2, 8, 30, 1, 250)}]}
+    text = _made_from_text(record)
+    assert json.loads(text) == json.loads(json.dumps(record, default=lambda v: v.item() if isinstance(v, np.generic)
+                                                     else v.isoformat()))
+    assert text.index('"files"') < text.index('"items"') < text.index('"variant"')  # keys sorted, as before
+    big = _made_from_text({"items": [{"id": 2 ** 70}]})  # past orjson's 64 bits: json writes it
+    assert json.loads(big) == {"items": [{"id": 2 ** 70}]}
