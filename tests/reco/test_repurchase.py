@@ -141,3 +141,19 @@ def test_training_on_a_sample_of_customers_keeps_their_rows_exact():
     small = RepurchaseParams(max_iter=30, min_samples_leaf=20, max_train_rows=300)
     scores = fit_repurchase(cyclic_lines(), AS_OF, small)
     assert scores.training["rows"] < 0.5 * fit_repurchase(cyclic_lines(), AS_OF, FAST).training["rows"]
+
+
+def test_snapshots_computed_side_by_side_give_the_same_training_set_in_the_same_order():
+    from dataclasses import replace
+
+    from lojal.reco.repurchase import training_set
+
+    lines = cyclic_lines(customers=300)
+    occ = occasions_from_lines(lines[lines["placed_at"] < AS_OF])
+    day = int(AS_OF.to_datetime64().astype("datetime64[D]").astype(np.int64))
+    one = training_set(occ, day, replace(FAST, snapshot_threads=1))
+    three = training_set(occ, day, replace(FAST, snapshot_threads=3))
+    assert len(one[2]) == FAST.snapshots and one[2] == sorted(one[2], reverse=True)  # newest snapshot first
+    np.testing.assert_array_equal(one[0], three[0])
+    np.testing.assert_array_equal(one[1], three[1])
+    assert one[2] == three[2]

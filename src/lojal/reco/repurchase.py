@@ -24,6 +24,7 @@ share of the customer's order days that included the product, and the product's 
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -59,6 +60,8 @@ class RepurchaseParams:
     min_labels: int = 20              # fewer positive or negative training rows: the rule instead
     threads: int = 1                  # OpenMP threads for the trees: on a shared, busy machine two
                                       # threads were 25× slower than one (spinning workers), see docs
+    snapshot_threads: int = 2         # training snapshots computed at once (numpy, which lets go of the
+                                      # GIL: Python threads that wait, never spin); 1 = one after another
 
     def __post_init__(self) -> None:
         if self.step_days < self.window_days:
@@ -276,18 +279,19 @@ class RepurchaseScores:
 
 def training_set(occ: Occasions, as_of_day: int, params: RepurchaseParams) -> tuple[np.ndarray, np.ndarray, list]:
     """Rows from snapshots before `as_of_day`; every label window ends on or before it."""
-    parts_x, parts_y, windows = [], [], []
     customers = _training_customers(occ, as_of_day, params)
-    for k in range(1, params.snapshots + 1):
+
+    def snapshot_rows(k: int) -> tuple[np.ndarray, np.ndarray, tuple[int, int]] | None:
         start = as_of_day - k * params.step_days
-        end = start + params.window_days
-        assert end <= as_of_day
+        assert start + params.window_days <= as_of_day
         snapshot = pair_features(occ, start, customers)
         if len(snapshot.X) == 0:
-            continue
-        parts_x.append(snapshot.X)
-        parts_y.append(labels(occ, snapshot, start, params.window_days))
-        windows.append((start, end))
+            return None
+        return snapshot.X, labels(occ, snapshot, start, params.window_days), (start, start + params.window_days)
+
+    with ThreadPoolExecutor(max(1, params.snapshot_threads)) as pool:  # in snapshot order, whatever finishes first
+        parts = [part for part in pool.map(snapshot_rows, range(1, params.snapshots + 1)) if part is not None]
+    parts_x, parts_y, windows = [p[0] for p in parts], [p[1] for p in parts], [p[2] for p in parts]
     if not parts_x:
         return np.zeros((0, len(FEATURE_NAMES)), np.float32), np.zeros(0, np.int8), windows
     return np.concatenate(parts_x), np.concatenate(parts_y), windows
