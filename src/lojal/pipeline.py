@@ -35,7 +35,7 @@ from lojal.config import Campaign, CampaignsFile, Delivery, ProjectConfig, check
 from lojal.delivery import DeliveryBackend, OutgoingMessage
 from lojal.delivery.base import FAILED, DeliveryResult
 from lojal.errors import DeliveryAuthError, DeliveryError, LojalError, Problem, ProjectError
-from lojal.features import compute_features
+from lojal.features import compute_features, rendering_features
 from lojal.markets import MarketCatalogue
 from lojal.paths import Paths
 from lojal.reco import Recommender, fit_recommender
@@ -183,11 +183,13 @@ def prepare_night(project: Project, run_date: date, progress: Progress = lambda 
     progress("loading shop data")
     data = load_shop_data(engine, run_date, project.config.brand.timezone, project.config.market_set)
     progress("computing features")
-    repurchase = fit_repurchase(data.lines, data.as_of, RecoParams().repurchase)  # one fit: features and recommender
-    features = compute_features(data, project.config.loyalty, runlog.previous_completed_run(engine, run_date),
-                                repurchase=repurchase)
-    membership, recommender = pd.DataFrame(index=features.index), None
-    if not for_rendering:
+    previous_run = runlog.previous_completed_run(engine, run_date)
+    if for_rendering:  # what a message's context reads: no model fitted, no segments, no recommender
+        features = rendering_features(data, project.config.loyalty, previous_run)
+        membership, recommender = pd.DataFrame(index=features.index), None
+    else:
+        repurchase = fit_repurchase(data.lines, data.as_of, RecoParams().repurchase)  # one fit: features and recommender
+        features = compute_features(data, project.config.loyalty, previous_run, repurchase=repurchase)
         progress("evaluating segments")
         membership = evaluate_segments(project.segments, features, data)
         progress("fitting recommendations")

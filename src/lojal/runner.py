@@ -98,10 +98,10 @@ worker_night = WorkerNight()
 
 
 def prepare_worker_night(paths: Paths, run_date: date) -> pipeline.Night:
-    """What build_messages needs, prepared in a worker from the store: the shop's data and features
-    for the customers' context, the compiled templates and the secret. Each ledger row carries what its
-    message is made of (chosen items, variant, send time, offer), so no segments are evaluated and no
-    recommender is fitted here."""
+    """What build_messages needs, prepared in a worker from the store: the shop's data, the features
+    a customer's context reads (`features.rendering_features`: no model is fitted), the compiled
+    templates and the secret. Each ledger row carries what its message is made of (chosen items,
+    variant, send time, offer), so no segments are evaluated and no recommender is fitted here."""
     return pipeline.prepare_night(pipeline.load_project(paths), run_date, for_rendering=True)
 
 

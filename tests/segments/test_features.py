@@ -158,3 +158,14 @@ def test_a_shop_without_orders_still_has_a_row_per_customer():
     assert list(f.index) == [1, 2]
     assert f["order_count"].tolist() == [0, 0] and f["tier"].tolist() == ["Bronze", "Bronze"]
     assert f["rfm_group"].tolist() == [NO_ORDERS, NO_ORDERS] and f["p_alive"].isna().all()
+
+
+def test_rendering_features_are_compute_features_columns_without_fitting_a_model():
+    from lojal.features import RENDERING_FEATURES, rendering_features
+
+    data = random_shop(400, 1500, RUN, seed=5)
+    full = compute_features(data, LOYALTY, previous_run=RUN - timedelta(days=3))
+    alone = rendering_features(data, LOYALTY, previous_run=RUN - timedelta(days=3))
+    assert list(alone.columns) == list(RENDERING_FEATURES) and alone["tier"].notna().any()
+    assert alone["order_count"].gt(1).any() and alone["last_order_id"].notna().any()
+    pd.testing.assert_frame_equal(alone, full[list(RENDERING_FEATURES)])

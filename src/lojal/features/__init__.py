@@ -23,7 +23,7 @@ from lojal.store.shopdata import ShopData
 
 PREDICTION_DAYS = 90
 
-__all__ = ["compute_features", "FEATURES", "Feature"]
+__all__ = ["compute_features", "rendering_features", "FEATURES", "RENDERING_FEATURES", "Feature"]
 
 
 def compute_features(data: ShopData, loyalty: Loyalty, previous_run: date | None = None,
@@ -44,6 +44,19 @@ def compute_features(data: ShopData, loyalty: Loyalty, previous_run: date | None
     features = pd.concat(parts, axis=1)
     features.index.name = "customer_id"
     return features[list(FEATURES)]
+
+
+# What a message's context reads from the features (lojal.pipeline: the customer and the last order).
+RENDERING_FEATURES = ("order_count", "days_since_last_order", "last_order_id", "tier", "previous_tier")
+
+
+def rendering_features(data: ShopData, loyalty: Loyalty, previous_run: date | None = None) -> pd.DataFrame:
+    """RENDERING_FEATURES alone, as compute_features gives them, without fitting a model (BG/NBD,
+    repurchase): what rendering recorded ledger rows needs (a Dask worker, `lojal ledger show --render`)."""
+    history = order_history(data, order_days(data.orders))
+    features = pd.concat([history, loyalty_tiers(data, loyalty, previous_run)], axis=1)
+    features.index.name = "customer_id"
+    return features[list(RENDERING_FEATURES)]
 
 
 def predictions(data: ShopData, days: pd.DataFrame) -> pd.DataFrame:
