@@ -35,7 +35,8 @@ from datetime import date, datetime, timezone
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import ARRAY, Connection, Date, DateTime, Engine, String, and_, any_, bindparam, case, func, insert, or_, select, update
+from sqlalchemy import (ARRAY, Connection, Date, DateTime, Engine, String, and_, any_, bindparam, case, func, or_,
+                        select, update)
 
 from lojal.delivery.base import DeliveryResult
 from lojal.store.read import read_frame
@@ -135,7 +136,8 @@ def plan(engine: Engine, campaign_id: str, run_date: date, rows: pd.DataFrame) -
 
 def _new_rows(campaign_id: str, run_date: date, now: datetime, frame: pd.DataFrame) -> pd.DataFrame:
     """Ledger rows for these planned messages, a column at a time."""
-    state = frame["state"].where(frame["state"].notna() & (frame["state"] != ""), PLANNED) if "state" in frame else PLANNED
+    state = (frame["state"].where(frame["state"].notna() & (frame["state"] != ""), PLANNED) if "state" in frame
+             else PLANNED)
     return pd.DataFrame({
         "campaign_id": campaign_id, "customer_id": frame["customer_id"].astype("int64").to_numpy(),
         "occasion_key": frame["occasion_key"].to_numpy(), "run_date": run_date,
@@ -168,10 +170,6 @@ def _id_filters(conn: Connection, message_ids: Sequence[str]):
         return
     for chunk in _chunks(list(message_ids)):
         yield c.message_id.in_(chunk)
-
-
-def _none(value):
-    return None if value is None or (not isinstance(value, str) and pd.isna(value)) else value
 
 
 def existing_states(engine: Engine, campaign_id: str, message_ids: Sequence[str]) -> dict[str, str]:

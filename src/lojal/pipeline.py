@@ -313,7 +313,8 @@ _MADE_FROM_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT
 
 def _made_from_text(record: dict) -> str:
     """A `made_from` record as JSON with sorted keys: orjson (several times json's speed, a night
-    writes hundreds of thousands), json where orjson cannot (an integer past 64 bits)."""
+    writes hundreds of thousands; a NaN is written as null), json where orjson cannot (an integer
+    past 64 bits)."""
     try:
         return orjson.dumps(record, default=_json_value, option=_MADE_FROM_OPTIONS).decode()
     except orjson.JSONEncodeError:
