@@ -9,9 +9,10 @@ Prefect server with its own home, the SendGrid backend against `lojal sendgrid-l
 own process) once per runner: `default` (batches one after another in the run's process) and
 `daskN` (a local Dask cluster of N worker processes, as `lojal run --dask-local N`); each runner gets
 its own copy of the store. Printed per run: wall time per stage (from Prefect's task runs), task runs,
-messages, accepted by the local SendGrid (and duplicates: must be 0), peak memory, and cost per
-customer; then the ratio of each runner against `default` and of each size against the smallest
-(linear cost keeps the ratio near 1).
+messages, accepted by the local SendGrid (and duplicates: must be 0), peak memory, the share of the
+machine's CPU time busy during the night (every process, from /proc/stat), and cost per customer;
+then the ratio of each runner against `default` and of each size against the smallest (linear cost
+keeps the ratio near 1).
 """
 
 from __future__ import annotations
@@ -95,10 +96,26 @@ def start_local_sendgrid():
     return proc, match.group(1)
 
 
-def run_night(root: Path, dask_local: int | None) -> tuple[object, float]:
+def run_night(root: Path, dask_local: int | None) -> tuple[object, float, float]:
+    """The night's state, its wall seconds, and the share of the machine's CPU time busy meanwhile
+    (all processes: the flow, the local SendGrid, PostgreSQL, the Prefect server; /proc/stat)."""
     from lojal.flows.nightly import nightly
 
-    return timed(nightly, run_date=RUN_DATE, project_dir=str(root), dask_local=dask_local, return_state=True)
+    before = cpu_ticks()
+    state, seconds = timed(nightly, run_date=RUN_DATE, project_dir=str(root), dask_local=dask_local, return_state=True)
+    after = cpu_ticks()
+    busy = (after[0] - before[0]) / max(1, after[1] - before[1]) if before and after else float("nan")
+    return state, seconds, busy
+
+
+def cpu_ticks() -> tuple[int, int] | None:
+    """(busy, total) CPU ticks of the machine since boot, all cores; None where /proc/stat is absent."""
+    try:
+        with open("/proc/stat") as stat:
+            ticks = [int(v) for v in stat.readline().split()[1:]]
+    except OSError:
+        return None
+    return sum(ticks) - ticks[3] - ticks[4], sum(ticks)  # idle and iowait are not busy
 
 
 def task_run_stages(flow_run_id) -> tuple[dict[str, float], dict[str, int]]:
@@ -145,7 +162,7 @@ def one_night(customers: int, runner: str, url: str, work: Path) -> dict:
     try:
         os.environ.update({"LOJAL_DATABASE_URL": url, "LOJAL_HOME": str(root / "state"),
                            "SENDGRID_API_KEY": KEY, "LOJAL_SENDGRID_URL": sendgrid_url})
-        state, seconds = run_night(root, dask_local)
+        state, seconds, busy = run_night(root, dask_local)
         after = httpx.get(f"{sendgrid_url}/_local/stats").json()
     finally:
         proc.terminate()
@@ -161,6 +178,7 @@ def one_night(customers: int, runner: str, url: str, work: Path) -> dict:
             "failed": sum(c["failed"] for c in result["campaigns"]),
             "accepted_by_local_sendgrid": after["accepted"], "duplicates_at_local_sendgrid": after["duplicates"],
             "microseconds_per_customer": round(1e6 * seconds / customers, 1),
+            "machine_cpu_busy": {"share": round(busy, 3), "cores": os.cpu_count()},
             "peak_memory_mb": peak_memory_mb(), "load": os.getloadavg()}
 
 
@@ -199,7 +217,8 @@ def print_report(r: dict) -> None:
           f"duplicates {r['duplicates_at_local_sendgrid']}; load {r['load'][0]:.2f}", flush=True)
     for name, seconds in sorted(r["stages_seconds"].items(), key=lambda kv: -kv[1]):
         print(f"    {name:<22} {seconds:8.1f} s  ({r['task_runs'].get(name, 0)} task runs)")
-    print(f"    peak memory: {r['peak_memory_mb']}", flush=True)
+    print(f"    peak memory: {r['peak_memory_mb']}; the machine's CPU busy during the night: "
+          f"{100 * r['machine_cpu_busy']['share']:.0f}% of {r['machine_cpu_busy']['cores']} cores", flush=True)
 
 
 def ratios(reports: list[dict]) -> list[str]:
