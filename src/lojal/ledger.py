@@ -136,12 +136,12 @@ def plan(engine: Engine, campaign_id: str, run_date: date, rows: pd.DataFrame) -
 
 def _new_rows(campaign_id: str, run_date: date, now: datetime, frame: pd.DataFrame) -> pd.DataFrame:
     """Ledger rows for these planned messages, a column at a time."""
-    state = (frame["state"].where(frame["state"].notna() & (frame["state"] != ""), PLANNED) if "state" in frame
-             else PLANNED)
+    state = frame.get("state", pd.Series(PLANNED, index=frame.index, dtype=object))
     return pd.DataFrame({
         "campaign_id": campaign_id, "customer_id": frame["customer_id"].astype("int64").to_numpy(),
         "occasion_key": frame["occasion_key"].to_numpy(), "run_date": run_date,
-        "message_id": frame["message_id"].to_numpy(), "state": np.asarray(state, dtype=object) if len(frame) else [],
+        "message_id": frame["message_id"].to_numpy(),
+        "state": state.where(state.notna() & (state != ""), PLANNED).to_numpy(dtype=object),
         "planned_at": now, "attempts": 0, "variant": _nones(frame["variant"]),
         "send_at": pd.to_datetime(frame["send_at"]).to_numpy(), "offer_code": _nones(frame["offer_code"]),
         "made_from": _nones(frame["made_from"])}, index=range(len(frame)))
