@@ -29,6 +29,17 @@ def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, timeout=90, check=True)
 
 
+def screenshot(tmp_path: Path, url: str, shot: Path, width: int, height: int) -> Path:
+    """A PNG of `url` at width x height CSS pixels (scale 1, no scroll bars), taken once the page
+    and everything it loads (frames, images) has settled: headless Chromium runs the page in virtual
+    time and only shoots when network and timers are idle, so a slow machine gets the same picture
+    as a fast one instead of a frame not yet painted."""
+    chromium(tmp_path, f"--screenshot={shot}", f"--window-size={width},{height}", "--hide-scrollbars",
+             "--force-device-scale-factor=1", "--virtual-time-budget=15000",
+             "--run-all-compositor-stages-before-draw", url)
+    return shot
+
+
 def decode_png(data: bytes) -> tuple[int, int, list[bytes]]:
     """(width, height, rows of RGB bytes) of an 8-bit RGB/RGBA non-interlaced PNG."""
     assert data[:8] == b"\x89PNG\r\n\x1a\n"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from headless import chromium, count_pixels, decode_png, needs_chromium
+from headless import chromium, count_pixels, decode_png, needs_chromium, screenshot
 from lojal.charts import BAR_WIDTH, OUTCOMES, bar_parts, funnel_svg, legend_html, text_bar
 from lojal.paths import Paths
 from lojal.report import night_markdown, write_run_report
@@ -94,8 +94,7 @@ def test_chromium_draws_the_funnel_to_scale(tmp_path):
     dom = chromium(tmp_path, "--dump-dom", page.as_uri()).stdout
     assert re.search(r"<h1>Nightly run 2026-11-24</h1>", dom) and "150 messages delivered" in dom
     shot = tmp_path / "report.png"
-    chromium(tmp_path, f"--screenshot={shot}", "--window-size=900,500", "--hide-scrollbars",
-             "--force-device-scale-factor=1", page.as_uri())
+    screenshot(tmp_path, page.as_uri(), shot, 900, 500)
     _, _, rows = decode_png(shot.read_bytes())
     delivered = count_pixels(rows, _hex(OUTCOMES["delivered"]), tolerance=2)
     no_consent = count_pixels(rows, _hex(OUTCOMES["no consent"]), tolerance=2)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from jinja2.sandbox import SandboxedEnvironment
 
-from headless import CHROMIUM, chromium, needs_chromium
+from headless import CHROMIUM, needs_chromium, screenshot
 from lojal.render.mjml_compile import NodeMjml, PythonMjml, node_mjml_available
 from lojal.render.sources import ExpandedSource, check_structure
 
@@ -63,9 +63,7 @@ def _images(folder: Path, html: str) -> str:
 
 def _screenshot(tmp_path: Path, html_file: Path, width: int) -> Path:
     shot = html_file.with_suffix(f".{width}.png")
-    chromium(tmp_path, "--hide-scrollbars", "--force-device-scale-factor=1", f"--window-size={width},{HEIGHT}",
-             f"--screenshot={shot}", html_file.as_uri())
-    return shot
+    return screenshot(tmp_path, html_file.as_uri(), shot, width, HEIGHT)
 
 
 def _different_share(a: Path, b: Path) -> float:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from headless import chromium, count_pixels, decode_png, live_page, needs_chromium, wait_for
+from headless import chromium, count_pixels, decode_png, live_page, needs_chromium, screenshot, wait_for
 from lojal.render.cli import app
 from lojal.render.preview import PreviewServer
 
@@ -107,7 +107,7 @@ def test_chromium_screenshot_shows_the_email_at_desktop_and_mobile_width(shipped
     dom = chromium(tmp_path, "--dump-dom", page).stdout
     assert "Hvordan var din bestilling, Søren Æblø?" in dom and 'id="desktop"' in dom and 'id="mobile"' in dom
     shot = tmp_path / "view.png"
-    chromium(tmp_path, f"--screenshot={shot}", "--window-size=1100,700", "--hide-scrollbars", page)
+    screenshot(tmp_path, page, shot, 1100, 700)
     width, height, rows = decode_png(shot.read_bytes())
     assert (width, height) == (1100, 700)
     # The five rating buttons are brand blue, drawn inside each iframe: desktop frame starts at

@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 from typer.testing import CliRunner
 
-from headless import chromium, needs_chromium
+from headless import chromium, needs_chromium, screenshot
 from lojal.cli import app
 from lojal.paths import Paths
 from lojal.store import connect, schema
@@ -96,7 +96,7 @@ def test_the_report_page_in_headless_chromium(project, tmp_path):
     assert 'data-step="sent" data-value="30"' in dom and 'data-step="opened" data-value="7"' in dom
     assert 'class="lift"' in dom and "1\u202f599.20 NOK" in dom  # 8 x 199.90 attributed
     shot = tmp_path / "shot.png"
-    chromium(tmp_path, f"--screenshot={shot}", "--window-size=1000,900", out.as_uri())
+    screenshot(tmp_path, out.as_uri(), shot, 1000, 900)
     assert shot.stat().st_size > 5000
 
 
