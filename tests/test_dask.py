@@ -139,6 +139,33 @@ def test_dask_workers_handed_the_same_messages_on_postgresql_send_each_once(tmp_
     assert len(sent) == len(set(sent)) == planned
 
 
+def test_dask_workers_prepare_the_night_before_their_first_batch_and_say_when_they_cannot(tmp_path, monkeypatch, shop):
+    """workers_preparing starts every worker's night at once (the flow prepares and plans meanwhile):
+    once ready() returns, each worker holds the night for this run's key; a worker that cannot
+    prepare it (here: its store is not the run's) makes ready() raise its clear error."""
+    from distributed import Client
+
+    from lojal.config import Runner
+    from lojal.errors import LojalError
+    from lojal.runner import placement, workers_preparing
+
+    root = _project(tmp_path / "warm", shop, monkeypatch)
+    paths = Paths.resolve(root)
+    store = store_fingerprint(paths.database_url)
+    held = lambda: __import__("lojal.runner", fromlist=["worker_night"]).worker_night.key  # noqa: E731 (sent by value)
+    with placement(Runner(), 2) as where:
+        with workers_preparing(where, str(root), RUN_DATE, store, "run-1") as ready:
+            ready()
+            with Client(where.dask_address) as client:
+                keys = client.run(held)
+        assert len(keys) == 2 and set(keys.values()) == {(str(paths.project), paths.database_url, RUN_DATE, "run-1")}
+        with pytest.raises(LojalError, match="this worker's store is not the run's"):
+            with workers_preparing(where, str(root), RUN_DATE, "0" * 16, "run-2") as ready:
+                ready()
+    with placement(Runner(), None) as where, workers_preparing(where, str(root), RUN_DATE, store, "run-3") as ready:
+        ready()  # in this process: nothing to prepare ahead
+
+
 def test_a_wrong_dask_address_is_a_config_error_naming_file_and_line(project):
     schedule = project / "config" / "schedule.yaml"
     schedule.write_text(schedule.read_text() + "runner:\n  dask_address: 10.0.0.5\n")
@@ -159,10 +186,28 @@ def test_a_configured_scheduler_address_places_batches_on_that_cluster():
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp", dashboard_address=None) as cluster:
         with placement(Runner(dask_address=cluster.scheduler_address), None) as where:
-            assert isinstance(where.task_runner, DaskTaskRunner) and where.in_flight == 2  # the cluster's threads
+            # twice the cluster's threads: each worker has its next batch waiting when one ends
+            assert isinstance(where.task_runner, DaskTaskRunner) and where.in_flight == 4
+            assert where.dask_address == cluster.scheduler_address
         with placement(Runner(dask_address=cluster.scheduler_address, batches_in_flight=5), None) as where:
             assert where.in_flight == 5
     with placement(Runner(), None) as where:
-        assert where.in_flight == 1 and where.where == "this process"
+        assert where.in_flight == 1 and where.where == "this process" and where.dask_address is None
     with placement(Runner(batches_in_flight=3), None) as where:  # threads of this process
         assert where.in_flight == 3 and where.where == "this process, 3 batches at a time"
+
+
+def test_a_scheduler_that_does_not_answer_is_one_clear_error_before_anything_runs(tmp_path):
+    import socket
+
+    from lojal.config import Runner
+    from lojal.errors import LojalError
+    from lojal.runner import placement, workers_preparing
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+    with pytest.raises(LojalError, match=f"the Dask scheduler at {address} .* did not answer"):
+        with placement(Runner(dask_address=address, batches_in_flight=2), None) as where:
+            with workers_preparing(where, str(tmp_path), RUN_DATE, "0" * 16, "run-1"):
+                pass

@@ -375,7 +375,7 @@ class Runner(_Strict):
         "a running Dask scheduler (`dask scheduler`), e.g. tcp://10.0.0.5:8786; omitted: batches run one "
         "after another in the run's own process (`lojal run --dask-local N` starts a local cluster instead)"))
     batches_in_flight: int | None = Field(default=None, ge=1, le=1000, description=(
-        "batches submitted at once: to the cluster (default: its worker threads), or in the run's own "
+        "batches submitted at once: to the cluster (default: twice its worker threads), or in the run's own "
         "process, each in its own thread (default: 1, one after another)"))
 
 

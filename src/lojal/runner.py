@@ -20,7 +20,7 @@ import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pandas as pd
 
@@ -118,10 +118,38 @@ def load_batch(night: pipeline.Night, campaign_id: str, message_ids: list[str]) 
 
 @dataclass(frozen=True)
 class Placement:
-    """Where batches run: a Prefect task runner and how many batches to keep submitted at once."""
+    """Where batches run: a Prefect task runner, how many batches to keep submitted at once, and the
+    Dask scheduler's address when they run on Dask."""
     task_runner: object
     in_flight: int
     where: str
+    dask_address: str | None = None
+
+
+@contextmanager
+def workers_preparing(where: Placement, project_dir: str, run_date: date, store: str,
+                      run_token: str) -> Iterator[Callable[[], None]]:
+    """On Dask, every worker starts preparing the night at once (`WorkerNight.night_for`, as its first
+    batch would), so that it does so while this process prepares and plans, not after; yields
+    `ready()`, which waits for them and raises the first worker's error (its store is not the run's,
+    say) before any batch is submitted. In this process: nothing to do."""
+    if where.dask_address is None:
+        yield lambda: None
+        return
+    with _client(where.dask_address) as client:
+        futures = [client.submit(prepare_here, project_dir, run_date, store, run_token, workers=[worker],
+                                 allow_other_workers=False, pure=False, key=f"lojal-prepare-{run_token}-{i}")
+                   for i, worker in enumerate(client.nthreads())]
+
+        def ready() -> None:
+            client.gather(futures)
+
+        yield ready
+
+
+def prepare_here(project_dir: str, run_date: date, store: str, run_token: str) -> None:
+    """Prepare this process's night for the run (a Dask worker, before its first batch)."""
+    worker_night.night_for(project_dir, run_date, store, run_token)
 
 
 @contextmanager
@@ -134,11 +162,11 @@ def placement(runner: Runner, dask_local: int | None) -> Iterator[Placement]:
 
         with LocalCluster(n_workers=dask_local, threads_per_worker=1, processes=True,
                           dashboard_address=None) as cluster:
-            yield _dask(cluster.scheduler_address, runner.batches_in_flight or dask_local,
+            yield _dask(cluster.scheduler_address, runner.batches_in_flight or 2 * dask_local,
                         f"a local Dask cluster of {dask_local} worker processes")
         return
     if runner.dask_address:
-        yield _dask(runner.dask_address, runner.batches_in_flight or _cluster_threads(runner.dask_address),
+        yield _dask(runner.dask_address, runner.batches_in_flight or 2 * _cluster_threads(runner.dask_address),
                     f"the Dask scheduler at {runner.dask_address}")
         return
     from prefect.task_runners import ThreadPoolTaskRunner
@@ -151,16 +179,24 @@ def placement(runner: Runner, dask_local: int | None) -> Iterator[Placement]:
 def _dask(address: str, in_flight: int, where: str) -> Placement:
     from prefect_dask import DaskTaskRunner
 
-    return Placement(DaskTaskRunner(address=address), max(1, in_flight), where)
+    return Placement(DaskTaskRunner(address=address), max(1, in_flight), where, address)
 
 
 def _cluster_threads(address: str) -> int:
+    with _client(address) as client:
+        return max(1, sum(client.nthreads().values()))
+
+
+@contextmanager
+def _client(address: str):
+    """A Dask client of the scheduler at `address`; one clear error where it does not answer."""
     from distributed import Client
 
     try:
-        with Client(address, timeout="20s") as client:
-            return max(1, sum(client.nthreads().values()))
+        client = Client(address, timeout="20s")
     except OSError as exc:
         raise LojalError(f"the Dask scheduler at {address} (runner.dask_address in config/schedule.yaml) did not "
                          f"answer: {exc}; start it with `dask scheduler` and workers with `dask worker {address}`, "
                          "or remove the setting to run in this process") from None
+    with client:
+        yield client

@@ -32,7 +32,7 @@ from lojal.errors import LojalError
 from lojal.paths import Paths
 from lojal.progress import observer
 from lojal.runlock import RunLock
-from lojal.runner import placement, store_fingerprint, load_batch, worker_night
+from lojal.runner import load_batch, placement, store_fingerprint, worker_night, workers_preparing
 from lojal.store import connect
 from lojal.store.db import require_schema
 from lojal.report import campaign_markdown, night_markdown, write_run_report
@@ -280,21 +280,15 @@ def _locked_night(project: pipeline.Project, run_date: date, options: _Options, 
 
 def _deliver_night(project: pipeline.Project, run_date: date, options: _Options, summaries: list[dict]) -> dict:
     """Plan here, once; then each campaign's batches where the runner says. The night planned here is
-    this process's `worker_night`, so batches run in this process prepare nothing again."""
+    this process's `worker_night`, so batches run in this process prepare nothing again; Dask workers
+    prepare theirs while this process prepares and plans (lojal.runner.workers_preparing), from the
+    store as it is once tonight's suppressions are applied."""
     run_token = str(current_flow_run.id or uuid.uuid4())
     try:
-        suppressed = apply_suppressions(quote(project))
-        night = prepare_night(quote(project), run_date)
-        worker_night.adopt(night, run_token)
-        backend = worker_night.backend(night, options.delivery, options.fail_after)  # a bad setting stops us here
-        reconciled = reconcile_unsettled(quote(night))
-        night.plans = plan_campaigns(quote(night), options.only)
         with placement(project.config.schedule.runner, options.dask_local) as where:
             get_run_logger().info("batches run in %s", where.where)
-            for plan in night.plans:
-                summaries.append(campaign.with_options(task_runner=where.task_runner)(
-                    plan.campaign.id, run_date, str(project.paths.project), store_fingerprint(project.paths.database_url),
-                    run_token, options.delivery, options.fail_after, where.in_flight))
+            suppressed = apply_suppressions(quote(project))
+            night, backend, reconciled = _plan_and_deliver(project, run_date, options, where, run_token, summaries)
     finally:
         worker_night.release()
     outbox = project.paths.outbox_dir(run_date)
@@ -304,6 +298,25 @@ def _deliver_night(project: pipeline.Project, run_date: date, options: _Options,
             "report": str(report), "reconciled": reconciled, "campaigns": summaries,
             "suppressions": suppressed.as_dict(), "tracking_report": str(page) if page else None,
             "funnel": plans.funnel_records(night.decisions)}
+
+
+def _plan_and_deliver(project: pipeline.Project, run_date: date, options: _Options, where, run_token: str,
+                      summaries: list[dict]):
+    """(night, backend, reconciled): prepare and plan here while the workers prepare, then deliver
+    each campaign; each campaign's summary is appended to `summaries` as it ends."""
+    project_dir, store = str(project.paths.project), store_fingerprint(project.paths.database_url)
+    with workers_preparing(where, project_dir, run_date, store, run_token) as workers_ready:
+        night = prepare_night(quote(project), run_date)
+        worker_night.adopt(night, run_token)
+        backend = worker_night.backend(night, options.delivery, options.fail_after)  # a bad setting stops us here
+        reconciled = reconcile_unsettled(quote(night))
+        night.plans = plan_campaigns(quote(night), options.only)
+        workers_ready()
+        for plan in night.plans:
+            summaries.append(campaign.with_options(task_runner=where.task_runner)(
+                plan.campaign.id, run_date, project_dir, store, run_token, options.delivery, options.fail_after,
+                where.in_flight))
+    return night, backend, reconciled
 
 
 class _RunRecord:
