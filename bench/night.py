@@ -10,7 +10,8 @@ own process) once per runner: `default` (batches one after another in the run's 
 `daskN` (a local Dask cluster of N worker processes, as `lojal run --dask-local N`); each runner gets
 its own copy of the store. Printed per run: wall time per stage (from Prefect's task runs), task runs,
 messages, accepted by the local SendGrid (and duplicates: must be 0), peak memory, the share of the
-machine's CPU time busy during the night (every process, from /proc/stat), and cost per customer;
+machine's CPU time busy during the night (every process, from /proc/stat), the cores each kind of
+process kept busy during the night and its main stages (bench/proc_cpu.py), and cost per customer;
 then the ratio of each runner against `default` and of each size against the smallest (linear cost
 keeps the ratio near 1).
 """
@@ -30,7 +31,10 @@ import time
 from datetime import date
 from pathlib import Path
 
+from proc_cpu import CpuSampler
+
 PROJECT = Path(__file__).resolve().parents[1]
+CPU_STAGES = ("prepare_night", "plan_campaigns", "send-batch")  # CPU per kind of process printed for these
 LOJAL = str(Path(sys.executable).parent / "lojal")
 KEY = "SG.bench-night-key-0123456789"
 RUN_DATE = date(2026, 11, 24)
@@ -96,16 +100,21 @@ def start_local_sendgrid():
     return proc, match.group(1)
 
 
-def run_night(root: Path, dask_local: int | None) -> tuple[object, float, float]:
-    """The night's state, its wall seconds, and the share of the machine's CPU time busy meanwhile
-    (all processes: the flow, the local SendGrid, PostgreSQL, the Prefect server; /proc/stat)."""
+def run_night(root: Path, dask_local: int | None) -> tuple[object, float, float, CpuSampler]:
+    """The night's state, its wall seconds, the share of the machine's CPU time busy meanwhile
+    (all processes: the flow, the local SendGrid, PostgreSQL, the Prefect server; /proc/stat), and
+    the CPU per kind of process, second by second (proc_cpu)."""
     from lojal.flows.nightly import nightly
 
-    before = cpu_ticks()
-    state, seconds = timed(nightly, run_date=RUN_DATE, project_dir=str(root), dask_local=dask_local, return_state=True)
+    before, sampler = cpu_ticks(), CpuSampler().start()
+    try:
+        state, seconds = timed(nightly, run_date=RUN_DATE, project_dir=str(root), dask_local=dask_local,
+                               return_state=True)
+    finally:
+        sampler.stop()
     after = cpu_ticks()
     busy = (after[0] - before[0]) / max(1, after[1] - before[1]) if before and after else float("nan")
-    return state, seconds, busy
+    return state, seconds, busy, sampler
 
 
 def cpu_ticks() -> tuple[int, int] | None:
@@ -118,9 +127,9 @@ def cpu_ticks() -> tuple[int, int] | None:
     return sum(ticks) - ticks[3] - ticks[4], sum(ticks)  # idle and iowait are not busy
 
 
-def task_run_stages(flow_run_id) -> tuple[dict[str, float], dict[str, int]]:
-    """Wall seconds per task name (first start to last end) and task runs per name, for this night's
-    flow run and its campaign subflows."""
+def task_run_stages(flow_run_id) -> tuple[dict[str, tuple], dict[str, int]]:
+    """(first start, last end) per task name and task runs per name, for this night's flow run and
+    its campaign subflows."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterParentFlowRunId
 
@@ -144,7 +153,7 @@ def task_run_stages(flow_run_id) -> tuple[dict[str, float], dict[str, int]]:
         if run.start_time and run.end_time:
             span = spans.setdefault(name, [run.start_time, run.end_time])
             span[0], span[1] = min(span[0], run.start_time), max(span[1], run.end_time)
-    return {k: (b - a).total_seconds() for k, (a, b) in spans.items()}, counts
+    return {k: (a, b) for k, (a, b) in spans.items()}, counts
 
 
 def peak_memory_mb() -> dict[str, float]:
@@ -162,7 +171,7 @@ def one_night(customers: int, runner: str, url: str, work: Path) -> dict:
     try:
         os.environ.update({"LOJAL_DATABASE_URL": url, "LOJAL_HOME": str(root / "state"),
                            "SENDGRID_API_KEY": KEY, "LOJAL_SENDGRID_URL": sendgrid_url})
-        state, seconds, busy = run_night(root, dask_local)
+        state, seconds, busy, sampler = run_night(root, dask_local)
         after = httpx.get(f"{sendgrid_url}/_local/stats").json()
     finally:
         proc.terminate()
@@ -170,7 +179,10 @@ def one_night(customers: int, runner: str, url: str, work: Path) -> dict:
     result = state.result(raise_on_failure=False)
     if isinstance(result, BaseException):
         raise result
-    stages, task_runs = task_run_stages(state.state_details.flow_run_id)
+    spans, task_runs = task_run_stages(state.state_details.flow_run_id)
+    stages = {k: (b - a).total_seconds() for k, (a, b) in spans.items()}
+    cores = {"night": sampler.cores(), **{k: sampler.cores(spans[k][0].timestamp(), spans[k][1].timestamp())
+                                         for k in CPU_STAGES if k in spans}}
     messages = sum(c["rendered"] for c in result["campaigns"])
     return {"customers": customers, "runner": runner, "night_seconds": round(seconds, 2),
             "stages_seconds": {k: round(v, 2) for k, v in stages.items()}, "task_runs": task_runs,
@@ -178,7 +190,7 @@ def one_night(customers: int, runner: str, url: str, work: Path) -> dict:
             "failed": sum(c["failed"] for c in result["campaigns"]),
             "accepted_by_local_sendgrid": after["accepted"], "duplicates_at_local_sendgrid": after["duplicates"],
             "microseconds_per_customer": round(1e6 * seconds / customers, 1),
-            "machine_cpu_busy": {"share": round(busy, 3), "cores": os.cpu_count()},
+            "machine_cpu_busy": {"share": round(busy, 3), "cores": os.cpu_count()}, "cpu_cores_by_process": cores,
             "peak_memory_mb": peak_memory_mb(), "load": os.getloadavg()}
 
 
@@ -219,6 +231,9 @@ def print_report(r: dict) -> None:
         print(f"    {name:<22} {seconds:8.1f} s  ({r['task_runs'].get(name, 0)} task runs)")
     print(f"    peak memory: {r['peak_memory_mb']}; the machine's CPU busy during the night: "
           f"{100 * r['machine_cpu_busy']['share']:.0f}% of {r['machine_cpu_busy']['cores']} cores", flush=True)
+    for span, cores in r["cpu_cores_by_process"].items():
+        print(f"    cores busy during {span:<15} " + ", ".join(f"{kind} {n:.2f}" for kind, n in cores.items() if n >= 0.01)
+              + f" (sum {sum(cores.values()):.2f})", flush=True)
 
 
 def ratios(reports: list[dict]) -> list[str]:

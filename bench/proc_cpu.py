@@ -1,0 +1,86 @@
+"""CPU time per kind of process during a benchmark, read from /proc (Linux) once a second.
+
+Which part of the machine a stage keeps busy (the flow's own process, Dask workers, the local
+SendGrid, PostgreSQL, the Prefect server) says whether it is bound by one process's interpreter or
+by the machine's cores. A process that ends between two samples loses its last second; where /proc
+is absent nothing is sampled and the figures are empty.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+KINDS = (("dask workers", "spawn_main"), ("local SendGrid", "sendgrid-local"), ("Prefect server", "uvicorn"),
+         ("PostgreSQL", "postgres"))
+
+
+def process_kind(pid: int, own: int = os.getpid()) -> str:
+    if pid == own:
+        return "flow (this process)"
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return "other"
+    return next((kind for kind, pattern in KINDS if pattern in command), "other")
+
+
+def cpu_ticks_by_pid() -> dict[int, int]:
+    """User + system CPU ticks of every process now (threads included)."""
+    ticks = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                fields = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
+                ticks[int(entry.name)] = int(fields[11]) + int(fields[12])
+            except (OSError, IndexError, ValueError):
+                continue
+    return ticks
+
+
+class CpuSampler:
+    """Samples (time, CPU seconds per kind in the second before) in a background thread between
+    start() and stop()."""
+
+    def __init__(self, interval: float = 1.0):
+        self.interval, self.samples = interval, []
+        self._stop, self._kinds, self._thread = threading.Event(), {}, None
+
+    def start(self) -> "CpuSampler":
+        if Path("/proc/self/stat").exists():
+            self._thread = threading.Thread(target=self._run, name="cpu-sampler", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        before = cpu_ticks_by_pid()
+        while not self._stop.wait(self.interval):
+            now = cpu_ticks_by_pid()
+            self.samples.append((time.time(), self._by_kind(before, now)))
+            before = now
+
+    def _by_kind(self, before: dict[int, int], now: dict[int, int]) -> Counter:
+        seconds = Counter()
+        for pid, ticks in now.items():
+            spent = ticks - before.get(pid, ticks)
+            if spent > 0:
+                kind = self._kinds.setdefault(pid, process_kind(pid))
+                seconds[kind] += spent / TICKS
+        return seconds
+
+    def cores(self, start: float | None = None, end: float | None = None) -> dict[str, float]:
+        """Average cores busy per kind between two epoch times (default: the whole sampling)."""
+        chosen = [s for t, s in self.samples if (start is None or t > start) and (end is None or t - self.interval < end)]
+        if not chosen:
+            return {}
+        total = sum(chosen, Counter())
+        return {kind: round(seconds / (len(chosen) * self.interval), 2) for kind, seconds in total.most_common()}
