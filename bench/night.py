@@ -31,7 +31,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-from proc_cpu import CpuSampler
+from proc_cpu import CpuSampler, cpu_ticks
 
 PROJECT = Path(__file__).resolve().parents[1]
 CPU_STAGES = ("prepare_night", "plan_campaigns", "send-batch")  # CPU per kind of process printed for these
@@ -115,16 +115,6 @@ def run_night(root: Path, dask_local: int | None) -> tuple[object, float, float,
     after = cpu_ticks()
     busy = (after[0] - before[0]) / max(1, after[1] - before[1]) if before and after else float("nan")
     return state, seconds, busy, sampler
-
-
-def cpu_ticks() -> tuple[int, int] | None:
-    """(busy, total) CPU ticks of the machine since boot, all cores; None where /proc/stat is absent."""
-    try:
-        with open("/proc/stat") as stat:
-            ticks = [int(v) for v in stat.readline().split()[1:]]
-    except OSError:
-        return None
-    return sum(ticks) - ticks[3] - ticks[4], sum(ticks)  # idle and iowait are not busy
 
 
 def task_run_stages(flow_run_id) -> tuple[dict[str, tuple], dict[str, int]]:

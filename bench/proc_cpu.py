@@ -1,4 +1,4 @@
-"""CPU time per kind of process during a benchmark, read from /proc (Linux) once a second.
+"""CPU time of the machine, and per kind of process sampled once a second, read from /proc (Linux).
 
 Which part of the machine a stage keeps busy (the flow's own process, Dask workers, the local
 SendGrid, PostgreSQL, the Prefect server) says whether it is bound by one process's interpreter or
@@ -27,6 +27,16 @@ def process_kind(pid: int, own: int = os.getpid()) -> str:
     except OSError:
         return "other"
     return next((kind for kind, pattern in KINDS if pattern in command), "other")
+
+
+def cpu_ticks() -> tuple[int, int] | None:
+    """(busy, total) CPU ticks of the machine since boot, all cores; None where /proc/stat is absent."""
+    try:
+        with open("/proc/stat") as stat:
+            ticks = [int(v) for v in stat.readline().split()[1:]]
+    except OSError:
+        return None
+    return sum(ticks) - ticks[3] - ticks[4], sum(ticks)  # idle and iowait are not busy
 
 
 def cpu_ticks_by_pid() -> dict[int, int]:
@@ -79,7 +89,8 @@ class CpuSampler:
 
     def cores(self, start: float | None = None, end: float | None = None) -> dict[str, float]:
         """Average cores busy per kind between two epoch times (default: the whole sampling)."""
-        chosen = [s for t, s in self.samples if (start is None or t > start) and (end is None or t - self.interval < end)]
+        chosen = [s for t, s in self.samples
+                  if (start is None or t > start) and (end is None or t - self.interval < end)]
         if not chosen:
             return {}
         total = sum(chosen, Counter())

@@ -137,8 +137,9 @@ def workers_preparing(where: Placement, project_dir: str, run_date: date, store:
         yield lambda: None
         return
     with _client(where.dask_address) as client:
+        # one per worker; allowed elsewhere, so a worker that leaves meanwhile never keeps ready() waiting
         futures = [client.submit(prepare_here, project_dir, run_date, store, run_token, workers=[worker],
-                                 allow_other_workers=False, pure=False, key=f"lojal-prepare-{run_token}-{i}")
+                                 allow_other_workers=True, pure=False, key=f"lojal-prepare-{run_token}-{i}")
                    for i, worker in enumerate(client.nthreads())]
 
         def ready() -> None:

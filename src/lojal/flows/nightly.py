@@ -27,12 +27,13 @@ from prefect.states import Failed
 from prefect.utilities.annotations import quote
 
 from lojal import ledger, pipeline, plans, runlog, schedule
+from lojal.delivery.base import DeliveryBackend
 from lojal.delivery.reconcile import Policy, reconcile
 from lojal.errors import LojalError
 from lojal.paths import Paths
 from lojal.progress import observer
 from lojal.runlock import RunLock
-from lojal.runner import load_batch, placement, store_fingerprint, worker_night, workers_preparing
+from lojal.runner import Placement, load_batch, placement, store_fingerprint, worker_night, workers_preparing
 from lojal.store import connect
 from lojal.store.db import require_schema
 from lojal.report import campaign_markdown, night_markdown, write_run_report
@@ -300,8 +301,8 @@ def _deliver_night(project: pipeline.Project, run_date: date, options: _Options,
             "funnel": plans.funnel_records(night.decisions)}
 
 
-def _plan_and_deliver(project: pipeline.Project, run_date: date, options: _Options, where, run_token: str,
-                      summaries: list[dict]):
+def _plan_and_deliver(project: pipeline.Project, run_date: date, options: _Options, where: Placement,
+                      run_token: str, summaries: list[dict]) -> tuple[pipeline.Night, DeliveryBackend, dict[str, int]]:
     """(night, backend, reconciled): prepare and plan here while the workers prepare, then deliver
     each campaign; each campaign's summary is appended to `summaries` as it ends."""
     project_dir, store = str(project.paths.project), store_fingerprint(project.paths.database_url)
