@@ -5,6 +5,7 @@ occasion keys across repeated and back-dated nights, dry runs, --campaign, plan 
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 
 import pandas as pd
@@ -234,6 +235,56 @@ def test_ledger_show_renders_a_sent_email_again_byte_for_byte_or_names_the_chang
                        encoding="utf-8")
     changed = pipeline.rerender(paths, message_id)
     assert changed.changed == ["templates/last_chance/strings.yaml"]
+
+
+def test_a_workers_partial_night_holds_no_customer_and_renders_what_the_whole_night_renders(
+        project, shop, database_url, monkeypatch):
+    """What a Dask worker prepares (pipeline.prepare_rendering_night): the catalogue alone; each batch
+    reads its customers and last orders by key, and the customer's features come from `made_from`,
+    recorded at planning. Every planned message is the same, byte for byte, as the whole night's.
+    A row planned before Lojal recorded them asks for the whole night (needs_whole_night)."""
+    from lojal.features import RENDERING_FEATURES
+    from lojal.runner import load_batch
+
+    monkeypatch.setenv("LOJAL_DATABASE_URL", database_url)
+    paths = Paths.resolve(project)
+    engine = connect(database_url)
+    write_sample_shop(engine, shop, replace=False)
+    night = night_of(paths, D)
+    night.plans = pipeline.plan_campaigns(night)
+    partial = pipeline.prepare_rendering_night(night.project, D)
+    assert partial.partial and partial.features is None
+    assert partial.data.customers.empty and partial.data.orders.empty and partial.data.lines.empty
+    assert len(partial.data.products) == len(night.data.products) > 0
+    compared = 0
+    for plan in night.plans:
+        if plan.pending.empty:
+            continue
+        _, batch = load_batch(partial, plan.campaign.id, plan.pending["message_id"].tolist())
+        assert not pipeline.needs_whole_night(partial, batch)
+        whole, whole_failures = pipeline.build_messages(night, plan.campaign, plan.pending)
+        parts, part_failures = pipeline.build_messages(partial, plan.campaign, batch)
+        assert parts == whole and part_failures == whole_failures == {}
+        compared += len(parts)
+    assert compared > 50 and partial.data.customers.empty  # nothing of the shop kept between batches
+    # the recorded context is the night's features of that customer
+    row = ledger.states(engine).query("state == 'planned'").iloc[0]
+    recorded = ledger.record(engine, row["message_id"])["made_from"]["customer"]
+    expected = night.features.loc[row["customer_id"], list(RENDERING_FEATURES)]
+    assert recorded["order_count"] == expected["order_count"] and recorded["tier"] == expected["tier"]
+    assert recorded["last_order_id"] == (None if pd.isna(expected["last_order_id"]) else int(expected["last_order_id"]))
+    # a row planned before the context was recorded: the worker must read the whole night for it
+    made = ledger.record(engine, row["message_id"])["made_from"]
+    del made["customer"]
+    with engine.begin() as conn:
+        conn.execute(update(send_ledger).where(send_ledger.c.message_id == row["message_id"])
+                     .values(made_from=json.dumps(made)))
+    _, old = load_batch(partial, row["campaign_id"], [row["message_id"]])
+    assert pipeline.needs_whole_night(partial, old) and not pipeline.needs_whole_night(night, old)
+    [again], failures = pipeline.build_messages(night, night.project.config.campaign(row["campaign_id"]), old)
+    assert not failures and again.to_email == night.data.customers.loc[row["customer_id"], "email"]
+    partial.engine.dispose()
+    engine.dispose()
 
 
 @pytest.mark.usefixtures("prefect_harness")

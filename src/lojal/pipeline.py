@@ -35,7 +35,7 @@ from lojal.config import Campaign, CampaignsFile, Delivery, ProjectConfig, check
 from lojal.delivery import DeliveryBackend, OutgoingMessage
 from lojal.delivery.base import FAILED, DeliveryResult
 from lojal.errors import DeliveryAuthError, DeliveryError, LojalError, Problem, ProjectError
-from lojal.features import compute_features, rendering_features
+from lojal.features import RENDERING_FEATURES, compute_features, rendering_features
 from lojal.markets import MarketCatalogue
 from lojal.paths import Paths
 from lojal.reco import Recommender, fit_recommender
@@ -45,7 +45,7 @@ from lojal.render import TemplateSet, load_templates
 from lojal.secrets import Secrets, load_secrets
 from lojal.segments import SegmentSet, evaluate_segments, load_segments
 from lojal.store import connect, load_shop_data
-from lojal.store.shopdata import ShopData
+from lojal.store.shopdata import ShopData, load_catalogue, load_shop_part
 from lojal.tracking.tokens import unsubscribe_url as signed_unsubscribe_url
 
 Progress = Callable[[str], None]
@@ -73,6 +73,8 @@ class Night:
     secrets: Secrets | None = field(default=None, repr=False)  # the shop's secret (lojal.secrets): tokens
     now: pd.Timestamp | None = None  # the planning moment (naive UTC); planning_moment() when None
     decisions: pd.DataFrame | None = None  # tonight's decision log (decide_night)
+    partial: bool = False  # data holds the catalogue alone (prepare_rendering_night): each batch reads its
+                           # customers and orders from the store; no features, segments or recommender
 
 
 # A batch to build: ledger rows with what each message is made of.
@@ -200,6 +202,25 @@ def prepare_night(project: Project, run_date: date, progress: Progress = lambda 
                  secrets=secrets)
 
 
+def prepare_rendering_night(project: Project, run_date: date) -> Night:
+    """What rendering ledger rows that carry their customer's context (`made_from`'s "customer",
+    recorded at planning) needs, and no more: the catalogue (products, prices, texts), the compiled
+    templates and the secret. Each batch reads its own customers and their last orders from the
+    store (load_shop_part), so a Dask worker never reads or holds the whole shop."""
+    engine = connect(project.paths.database_url)
+    data = load_catalogue(engine, run_date, project.config.brand.timezone, project.config.market_set)
+    catalogue = MarketCatalogue(project.config.market_set, data.products, data.prices, data.texts)
+    return Night(project, run_date, engine, data, None, pd.DataFrame(), None, catalogue=catalogue,
+                 secrets=load_secrets(project.paths, project.config), partial=True)
+
+
+def needs_whole_night(night: Night, batch: pd.DataFrame) -> bool:
+    """A partial night cannot render rows planned before Lojal recorded the customer's context
+    with each message: those read the night's features (prepare_night(for_rendering=True))."""
+    return night.partial and not all(record is not None and "customer" in record
+                                     for record in map(made_from_record, batch["made_from"]))
+
+
 def planning_moment(run_date: date, zone: str, clock: Callable[[], pd.Timestamp] | None = None) -> pd.Timestamp:
     """When tonight is planned (naive UTC): the clock for tonight's night (the shop's today); for
     another night (a back-dated or simulated run) the start of that day in the shop's zone, so
@@ -300,12 +321,26 @@ def made_from(night: Night, campaign: Campaign, rows: pd.DataFrame) -> list[str]
         items = {cid: [_localized(night, r.to_context(), customers[cid]) for r in found] for cid, found in recs.items()}
     files = {}
     out = []
-    for cid, variant in zip(ids, rows["variant"]):
+    for cid, variant, context in zip(ids, rows["variant"], customer_records(night.features, ids)):
         variant = None if variant is None or pd.isna(variant) else str(variant)
         if variant not in files:
             files[variant] = made_from_files(night.project, campaign, variant)
-        out.append(_made_from_text({**files[variant], "variant": variant, "items": items.get(int(cid), [])}))
+        out.append(_made_from_text({**files[variant], "variant": variant, "items": items.get(int(cid), []),
+                                    "customer": context}))
     return out
+
+
+def customer_records(features: pd.DataFrame, ids) -> list[dict]:
+    """The features a message's context reads (RENDERING_FEATURES), one record per customer id, as
+    `made_from` keeps them: what the e-mail says about the customer is what was planned, and a batch
+    renders without the night's features."""
+    frame = features.reindex(ids)
+    return [{"order_count": int(count) if pd.notna(count) else 0,
+             "days_since_last_order": float(days) if pd.notna(days) else None,
+             "last_order_id": int(order) if pd.notna(order) else None,
+             "tier": _optional(tier), "previous_tier": _optional(previous)}
+            for count, days, order, tier, previous in zip(*(frame[name].to_numpy(dtype=object) for name in (
+                "order_count", "days_since_last_order", "last_order_id", "tier", "previous_tier")))]
 
 
 _MADE_FROM_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
@@ -409,9 +444,14 @@ def build_messages(night: Night, campaign: Campaign, batch: pd.DataFrame) -> tup
 
 def _build_batch(night: Night, campaign: Campaign, batch: pd.DataFrame) -> tuple[list[OutgoingMessage], dict[str, str]]:
     ids = batch["customer_id"].astype("int64").to_numpy()
-    customers = _customer_contexts(night, ids)
-    last_orders = _last_orders(night.data, night.features, ids)
-    items = _stored_items(night, campaign, batch, customers, last_orders)
+    made = [made_from_record(value) for value in batch["made_from"]]
+    features = _batch_features(night, ids, made)
+    data = night.data
+    if night.partial:  # this batch's customers and last orders, read by key
+        data = load_shop_part(night.engine, night.data, ids, features["last_order_id"].dropna().astype("int64"))
+    customers = _customer_contexts(night, ids, data, features)
+    last_orders = _last_orders(data, features, ids)
+    items = _stored_items(night, campaign, ids, made, customers, last_orders)
     _localize_orders(night, customers, last_orders)
     messages, failures = [], {}
     for row, cid in zip(batch.to_dict("records"), ids):
@@ -423,16 +463,32 @@ def _build_batch(night: Night, campaign: Campaign, batch: pd.DataFrame) -> tuple
     return messages, failures
 
 
-def _stored_items(night: Night, campaign: Campaign, batch: pd.DataFrame, customers: dict[int, dict],
-                  last_orders: dict[int, dict]) -> dict[int, list[dict]]:
+def _batch_features(night: Night, ids: np.ndarray, made: list[dict | None]) -> pd.DataFrame:
+    """RENDERING_FEATURES of the batch's customers (index customer_id) as recorded with each row
+    at planning; rows planned before Lojal recorded them read the night's features. A customer
+    with two messages in the batch (one planned on an earlier night) gets the later record."""
+    recorded = [m.get("customer") if m else None for m in made]
+    frame = pd.DataFrame.from_records([r or {} for r in recorded], columns=list(RENDERING_FEATURES))
+    missing = np.array([r is None for r in recorded], dtype=bool)
+    if missing.any():
+        if night.features is None:
+            raise LojalError("rows planned before Lojal recorded the customer's context need the night's "
+                             "features (needs_whole_night)")
+        frame = frame.astype(object)
+        frame.loc[missing, :] = night.features.reindex(ids[missing])[list(RENDERING_FEATURES)].to_numpy(dtype=object)
+    frame.index = pd.Index(ids, name="customer_id")
+    return frame[~frame.index.duplicated(keep="last")]
+
+
+def _stored_items(night: Night, campaign: Campaign, ids: np.ndarray, made: list[dict | None],
+                  customers: dict[int, dict], last_orders: dict[int, dict]) -> dict[int, list[dict]]:
     """The recommended items recorded with each ledger row. Rows recorded before the ledger kept
     them (no `made_from`) are recommended now, when the night has a recommender."""
     items: dict[int, list[dict]] = {}
     legacy = []
-    made = batch["made_from"] if "made_from" in batch.columns else pd.Series(None, index=batch.index)
-    for cid, text in zip(batch["customer_id"].astype("int64"), made):
-        if isinstance(text, str) and text:
-            items[int(cid)] = _made_from_json(text).get("items", [])
+    for cid, record in zip(ids, made):
+        if record is not None:
+            items[int(cid)] = record.get("items", [])
         else:
             legacy.append(int(cid))
     spec = campaign.recommendations
@@ -442,6 +498,14 @@ def _stored_items(night: Night, campaign: Campaign, batch: pd.DataFrame, custome
         for cid, found in _recommend_per_market(night, legacy, customers, spec, triggers).items():
             items[cid] = [_localized(night, r.to_context(), customers[cid]) for r in found]
     return items
+
+
+def made_from_record(value) -> dict | None:
+    """A batch row's `made_from` as a dict (None: the row was planned before Lojal recorded it),
+    whether still the stored JSON or already read (runner.load_batch reads it once)."""
+    if isinstance(value, dict):
+        return value
+    return _made_from_json(value) if isinstance(value, str) and value else None
 
 
 def _made_from_json(text: str) -> dict:
@@ -487,10 +551,12 @@ def _optional(value):
     return None if value is None or pd.isna(value) else value
 
 
-def _customer_contexts(night: Night, ids) -> dict[int, dict]:
-    """The `customer` part of the template context, for a batch at once."""
-    customers = night.data.customers.reindex(ids)
-    features = night.features.reindex(ids)
+def _customer_contexts(night: Night, ids, data: ShopData | None = None,
+                       features: pd.DataFrame | None = None) -> dict[int, dict]:
+    """The `customer` part of the template context, for a batch at once (from the night's data and
+    features unless given)."""
+    customers = (data if data is not None else night.data).customers.reindex(ids)
+    features = (features if features is not None else night.features).reindex(ids)
     frame = pd.DataFrame({
         "id": ids, "first_name": customers["first_name"].to_numpy(), "email": customers["email"].to_numpy(),
         "locale": customers["locale"].to_numpy(), "country": customers["country"].to_numpy(),
@@ -626,10 +692,13 @@ def rerender(paths: Paths, message_id: str) -> Rerendered:
         raise PlanError(f"message {message_id}: campaign {record['campaign_id']!r} is no longer in "
                         "config/campaigns.yaml, so it cannot be rendered again") from None
     changed = changed_since(project, campaign, record["made_from"])
-    night = prepare_night(project, record["attempt_run_date"] or record["run_date"], for_rendering=True)
+    night_of = record["attempt_run_date"] or record["run_date"]
+    batch = pd.DataFrame([{k: record.get(k) for k in PENDING_COLUMNS}])
+    night = prepare_rendering_night(project, night_of)
+    if needs_whole_night(night, batch):  # planned before Lojal recorded the customer's context
+        night.engine.dispose()
+        night = prepare_night(project, night_of, for_rendering=True)
     try:
-        batch = pd.DataFrame([{**{k: record.get(k) for k in PENDING_COLUMNS},
-                               "made_from": json.dumps(record["made_from"]) if record["made_from"] else None}])
         messages, failures = build_messages(night, campaign, batch)
     finally:
         night.engine.dispose()

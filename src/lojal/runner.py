@@ -5,12 +5,15 @@ ids, delivery backend name, fault drill) and load the rest here, in whichever pr
 run's own (the default) or a Dask worker (`runner.dask_address` in config/schedule.yaml, or
 `lojal run --dask-local N`).
 
-`WorkerNight` is the one per-process cache: the prepared night (shop data, features, recommender,
-compiled templates, store engine) and the delivery backends, for one key (project dir, store URL,
-run date, and the run's token, so that a re-run of a night never reuses an earlier run's data). It
-lives as long as the process and holds one night: a task asking for another key drops the previous
-one (engine disposed, backends finished). In the run's own process the flow hands it the night it
-planned with, so the default runner prepares nothing twice.
+`WorkerNight` is the one per-process cache: the prepared night and the delivery backends, for one
+key (project dir, store URL, run date, and the run's token, so that a re-run of a night never reuses
+an earlier run's data). It lives as long as the process and holds one night: a task asking for
+another key drops the previous one (engine disposed, backends finished). In the run's own process
+the flow hands it the night it planned with (the whole shop in memory), so the default runner
+prepares nothing twice. A worker prepares a partial night (`pipeline.prepare_rendering_night`: the
+catalogue, compiled templates, the secret) and each batch reads its own customers and last orders
+by key; only a batch with rows planned before Lojal recorded the customer's context with each
+message makes it read the whole shop once (`pipeline.needs_whole_night`).
 """
 
 from __future__ import annotations
@@ -55,7 +58,9 @@ class WorkerNight:
             self._switch(_key(str(paths.project), paths.database_url, night.run_date, run_token))
             self.night = night
 
-    def night_for(self, project_dir: str, run_date: date, store: str, run_token: str) -> pipeline.Night:
+    def night_for(self, project_dir: str, run_date: date, store: str, run_token: str,
+                  whole: bool = False) -> pipeline.Night:
+        """This process's night for the run: partial unless `whole` (or already whole)."""
         paths = Paths.resolve(project_dir)
         if store_fingerprint(paths.database_url) != store:
             raise LojalError(f"this worker's store is not the run's: set LOJAL_DATABASE_URL (and LOJAL_HOME) on the "
@@ -63,8 +68,10 @@ class WorkerNight:
                              "(docs/operations.md, \"Running on Dask\")")
         with self.lock:
             self._switch(_key(project_dir, paths.database_url, run_date, run_token))
-            if self.night is None:
-                self.night = prepare_worker_night(paths, run_date)
+            if self.night is None or (whole and self.night.partial):
+                if self.night is not None:
+                    self.night.engine.dispose()
+                self.night = prepare_worker_night(paths, run_date, whole)
             return self.night
 
     def backend(self, night: pipeline.Night, name: str | None, fail_after: int | None) -> DeliveryBackend:
@@ -97,22 +104,29 @@ def _key(project_dir: str, database_url: str, run_date: date, run_token: str) ->
 worker_night = WorkerNight()
 
 
-def prepare_worker_night(paths: Paths, run_date: date) -> pipeline.Night:
-    """What build_messages needs, prepared in a worker from the store: the shop's data, the features
-    a customer's context reads (`features.rendering_features`: no model is fitted), the compiled
-    templates and the secret. Each ledger row carries what its message is made of (chosen items,
-    variant, send time, offer), so no segments are evaluated and no recommender is fitted here."""
-    return pipeline.prepare_night(pipeline.load_project(paths), run_date, for_rendering=True)
+def prepare_worker_night(paths: Paths, run_date: date, whole: bool = False) -> pipeline.Night:
+    """What build_messages needs, prepared in a worker from the store. Each ledger row carries what
+    its message is made of (chosen items, variant, send time, offer, the customer's features), so
+    no model is fitted, no segment evaluated and no recommender fitted here; partial (the catalogue;
+    batches read their customers) unless `whole`: the shop's data and the features a customer's
+    context reads (`features.rendering_features`), for rows planned before Lojal recorded them."""
+    project = pipeline.load_project(paths)
+    if whole:
+        return pipeline.prepare_night(project, run_date, for_rendering=True)
+    return pipeline.prepare_rendering_night(project, run_date)
 
 
 def load_batch(night: pipeline.Night, campaign_id: str, message_ids: list[str]) -> tuple[Campaign, pd.DataFrame]:
     """The campaign and the batch's ledger rows still sendable (pipeline.PENDING_COLUMNS: what each
-    message is made of, chosen items included), in the order given: a retried batch skips what its first try already settled."""
+    message is made of, chosen items included, `made_from` read once into a dict), in the order
+    given: a retried batch skips what its first try already settled."""
     rows = ledger.sendable_rows(night.engine, message_ids)
     order = {m: i for i, m in enumerate(message_ids)}
     columns = list(pipeline.PENDING_COLUMNS)
     batch = (rows[columns].assign(_order=rows["message_id"].map(order)).sort_values("_order")
              .drop(columns="_order").reset_index(drop=True)) if len(rows) else pd.DataFrame(columns=columns)
+    batch["made_from"] = pd.Series([pipeline.made_from_record(v) for v in batch["made_from"]], index=batch.index,
+                                   dtype=object)
     return night.project.config.campaign(campaign_id), batch
 
 

@@ -106,6 +106,8 @@ def render_and_send(project_dir: str, run_date: date, store: str, run_token: str
     count when not given)."""
     night = worker_night.night_for(project_dir, run_date, store, run_token)
     campaign_, batch = load_batch(night, campaign_id, message_ids)
+    if pipeline.needs_whole_night(night, batch):  # rows planned before the customer's context was recorded
+        night = worker_night.night_for(project_dir, run_date, store, run_token, whole=True)
     settings = night.project.config.sender.delivery
     tally = pipeline.Tally(*(tally or ledger.night_tally(night.engine, campaign_id, run_date)))
     tally.paused = pipeline.pause_reason(tally, settings)

@@ -23,7 +23,7 @@ def read_frame(conn: Connection, query: Select) -> pd.DataFrame:
     """`pandas.read_sql(query, conn)`, through COPY on PostgreSQL."""
     if conn.dialect.name != "postgresql":
         return pd.read_sql(query, conn)
-    compiled = query.compile(dialect=conn.dialect)
+    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})  # IN lists too
     names = [column.name for column in query.selected_columns]
     buffer = io.BytesIO()
     raw = conn.connection.driver_connection

@@ -17,7 +17,7 @@ from typing import TypeVar
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, false, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from lojal.addresses import suppression_key
@@ -165,6 +165,53 @@ def load_shop_data(engine: Engine, as_of: date | datetime, timezone: str = "UTC"
         texts = read_frame(conn, select(schema.product_texts))
     emails = frozenset(suppressed["email"])
     return ShopData.from_frames(as_of, customers, products, orders, lines, emails, timezone, markets, prices, texts)
+
+
+def load_catalogue(engine: Engine, as_of: date | datetime, timezone: str = "UTC",
+                   markets: Markets | None = None) -> ShopData:
+    """The shop's products, prices and texts alone (no customer, order or suppression): what a
+    worker rendering recorded ledger rows keeps for the night; each batch reads its own customers
+    and orders with `load_shop_part`."""
+    require_schema(engine)
+    with engine.connect() as conn:
+        customers = read_frame(conn, select(schema.customers).where(false()))
+        products = read_frame(conn, select(schema.products))
+        orders = read_frame(conn, select(schema.orders).where(false()))
+        lines = read_frame(conn, select(schema.order_lines).where(false()))
+        prices = read_frame(conn, select(schema.product_prices))
+        texts = read_frame(conn, select(schema.product_texts))
+    return ShopData.from_frames(as_of, customers, products, orders, lines, frozenset(), timezone, markets, prices, texts)
+
+
+def load_shop_part(engine: Engine, catalogue: ShopData, customer_ids, order_ids) -> ShopData:
+    """These customers and these orders (each with all its lines) as `load_shop_data` would give
+    them, with the products, prices, texts and markets of `catalogue` (`load_catalogue`): a batch's
+    share of the shop, read by primary key instead of reading the whole shop."""
+    cutoff = start_of_day_utc(start_of(catalogue.run_date), catalogue.timezone)
+    customers, orders, lines = [], [], []
+    with engine.connect() as conn:
+        for chunk in _id_chunks(customer_ids):
+            customers.append(read_frame(conn, select(schema.customers).where(schema.customers.c.customer_id.in_(chunk))))
+        for chunk in _id_chunks(order_ids):
+            known = (schema.orders.c.order_id.in_(chunk), schema.orders.c.placed_at < cutoff)
+            orders.append(read_frame(conn, select(schema.orders).where(*known)))
+            lines.append(read_frame(conn, select(schema.order_lines).join(schema.orders).where(*known)))
+    return ShopData.from_frames(catalogue.run_date, _stacked(customers), catalogue.products, _stacked(orders),
+                                _stacked(lines), frozenset(), catalogue.timezone, catalogue.markets,
+                                catalogue.prices, catalogue.texts)
+
+
+_CHUNK = 900  # ids per query: below SQLite's bound-parameter limit
+
+
+def _id_chunks(ids) -> list[list[int]]:
+    ids = sorted({int(i) for i in ids})
+    return [ids[start:start + _CHUNK] for start in range(0, len(ids), _CHUNK)] or [[]]
+
+
+def _stacked(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    parts = [p for p in parts if len(p)] or parts[:1]
+    return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
 
 
 @dataclass(frozen=True)
