@@ -35,11 +35,11 @@ from datetime import date, datetime, timezone
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import (ARRAY, Connection, Date, DateTime, Engine, String, and_, any_, bindparam, case, func, or_,
+from sqlalchemy import (Connection, Date, DateTime, Engine, String, and_, bindparam, case, func, or_,
                         select, update)
 
 from lojal.delivery.base import DeliveryResult
-from lojal.store.read import read_frame
+from lojal.store.read import KEY_CHUNK, by_key, key_filters, read_frame
 from lojal.store.schema import send_ledger
 from lojal.store.write import bulk_insert
 
@@ -48,7 +48,7 @@ UNKNOWN, ABANDONED, EXPIRED, HELD_OUT = "unknown", "abandoned", "expired", "held
 STATES = (PLANNED, SENDING, SENT, REJECTED, FAILED, UNKNOWN, ABANDONED, EXPIRED, HELD_OUT)
 SENDABLE = (PLANNED, FAILED)  # may be handed to a backend
 UNSETTLED = (SENDING, UNKNOWN)  # may have been accepted: counted as received, never blindly resent
-_ID_CHUNK = 900  # below SQLite's bound-parameter limit
+_ID_CHUNK = KEY_CHUNK  # below SQLite's bound-parameter limit
 _ERROR_CHARS = 2000
 
 c = send_ledger.c
@@ -163,13 +163,8 @@ def refresh_statistics(engine: Engine) -> None:
 
 
 def _id_filters(conn: Connection, message_ids: Sequence[str]):
-    """WHERE clauses covering these message ids: one `= ANY(array)` on PostgreSQL, else chunks of IN."""
-    if conn.dialect.name == "postgresql":
-        if message_ids:
-            yield c.message_id == any_(bindparam("ids", list(message_ids), type_=ARRAY(String)))
-        return
-    for chunk in _chunks(list(message_ids)):
-        yield c.message_id.in_(chunk)
+    """WHERE clauses covering these message ids (store.read.key_filters)."""
+    return key_filters(conn, c.message_id, message_ids)
 
 
 def existing_states(engine: Engine, campaign_id: str, message_ids: Sequence[str]) -> dict[str, str]:
@@ -206,8 +201,7 @@ def sendable_rows(engine: Engine, message_ids: Sequence[str]) -> pd.DataFrame:
     of `_STORED`), in no particular order: what a batch renders and sends."""
     columns = [col.name for col in _STORED]
     with engine.connect() as conn:
-        if conn.dialect.name == "postgresql":  # a batch is a sliver of the ledger: read it by the unique
-            conn.exec_driver_sql("SET LOCAL enable_seqscan = off")  # index (the planner chose a full scan)
+        by_key(conn)  # a batch is a sliver of the ledger: read it by the unique index
         rows = [row for ids in _id_filters(conn, list(message_ids))
                 for row in conn.execute(select(*_STORED).where(ids, state_in(SENDABLE)))]
     return pd.DataFrame(rows, columns=columns)

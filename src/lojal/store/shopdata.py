@@ -26,7 +26,7 @@ from lojal.errors import StoreError
 from lojal.markets import Markets, empty_prices, empty_texts
 from lojal.store import schema
 from lojal.store.db import connect, require_schema
-from lojal.store.read import read_frame
+from lojal.store.read import by_key, read_frame, rows_by_key
 
 T = TypeVar("T")
 
@@ -188,30 +188,15 @@ def load_shop_part(engine: Engine, catalogue: ShopData, customer_ids, order_ids)
     them, with the products, prices, texts and markets of `catalogue` (`load_catalogue`): a batch's
     share of the shop, read by primary key instead of reading the whole shop."""
     cutoff = start_of_day_utc(start_of(catalogue.run_date), catalogue.timezone)
-    customers, orders, lines = [], [], []
-    with engine.connect() as conn:
-        for chunk in _id_chunks(customer_ids):
-            customers.append(read_frame(conn, select(schema.customers).where(schema.customers.c.customer_id.in_(chunk))))
-        for chunk in _id_chunks(order_ids):
-            known = (schema.orders.c.order_id.in_(chunk), schema.orders.c.placed_at < cutoff)
-            orders.append(read_frame(conn, select(schema.orders).where(*known)))
-            lines.append(read_frame(conn, select(schema.order_lines).join(schema.orders).where(*known)))
-    return ShopData.from_frames(catalogue.run_date, _stacked(customers), catalogue.products, _stacked(orders),
-                                _stacked(lines), frozenset(), catalogue.timezone, catalogue.markets,
-                                catalogue.prices, catalogue.texts)
-
-
-_CHUNK = 900  # ids per query: below SQLite's bound-parameter limit
-
-
-def _id_chunks(ids) -> list[list[int]]:
-    ids = sorted({int(i) for i in ids})
-    return [ids[start:start + _CHUNK] for start in range(0, len(ids), _CHUNK)] or [[]]
-
-
-def _stacked(parts: list[pd.DataFrame]) -> pd.DataFrame:
-    parts = [p for p in parts if len(p)] or parts[:1]
-    return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+    customer_ids, order_ids = sorted({int(i) for i in customer_ids}), sorted({int(i) for i in order_ids})
+    orders = schema.orders
+    with engine.begin() as conn:
+        by_key(conn)
+        customers = rows_by_key(conn, select(schema.customers), schema.customers.c.customer_id, customer_ids)
+        heads = rows_by_key(conn, select(orders).where(orders.c.placed_at < cutoff), orders.c.order_id, order_ids)
+        lines = rows_by_key(conn, select(schema.order_lines), schema.order_lines.c.order_id, order_ids)
+    return ShopData.from_frames(catalogue.run_date, customers, catalogue.products, heads, lines, frozenset(),
+                                catalogue.timezone, catalogue.markets, catalogue.prices, catalogue.texts)
 
 
 @dataclass(frozen=True)
