@@ -9,7 +9,8 @@ Prefect server with its own home, the SendGrid backend against `lojal sendgrid-l
 own process) once per runner: `default` (batches one after another in the run's process) and
 `daskN` (a local Dask cluster of N worker processes, as `lojal run --dask-local N`); each runner gets
 its own copy of the store. Printed per run: wall time per stage (from Prefect's task runs), task runs,
-messages, accepted by the local SendGrid (and duplicates: must be 0), peak memory, the share of the
+messages, accepted by the local SendGrid (and duplicates: must be 0), peak memory (this process,
+and the largest process of each kind: a Dask worker's, say), the share of the
 machine's CPU time busy during the night (every process, from /proc/stat), the cores each kind of
 process kept busy during the night and its main stages (bench/proc_cpu.py), and cost per customer;
 then the ratio of each runner against `default` and of each size against the smallest (linear cost
@@ -181,7 +182,8 @@ def one_night(customers: int, runner: str, url: str, work: Path) -> dict:
             "accepted_by_local_sendgrid": after["accepted"], "duplicates_at_local_sendgrid": after["duplicates"],
             "microseconds_per_customer": round(1e6 * seconds / customers, 1),
             "machine_cpu_busy": {"share": round(busy, 3), "cores": os.cpu_count()}, "cpu_cores_by_process": cores,
-            "peak_memory_mb": peak_memory_mb(), "load": os.getloadavg()}
+            "peak_memory_mb": peak_memory_mb(), "peak_memory_mb_by_process": sampler.peak_memory_mb(),
+            "load": os.getloadavg()}
 
 
 def bench(args) -> list[dict]:
@@ -221,6 +223,8 @@ def print_report(r: dict) -> None:
         print(f"    {name:<22} {seconds:8.1f} s  ({r['task_runs'].get(name, 0)} task runs)")
     print(f"    peak memory: {r['peak_memory_mb']}; the machine's CPU busy during the night: "
           f"{100 * r['machine_cpu_busy']['share']:.0f}% of {r['machine_cpu_busy']['cores']} cores", flush=True)
+    print("    peak memory of one process of each kind: " + ", ".join(
+        f"{kind} {mb:,.0f} MB" for kind, mb in r["peak_memory_mb_by_process"].items() if mb >= 1), flush=True)
     for span, cores in r["cpu_cores_by_process"].items():
         print(f"    cores busy during {span:<15} " + ", ".join(f"{kind} {n:.2f}" for kind, n in cores.items() if n >= 0.01)
               + f" (sum {sum(cores.values()):.2f})", flush=True)
