@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/night.py --customers 100000 --customers 300000 [--runner default --runner dask2]
                                     [--database-url postgresql+psycopg://postgres@127.0.0.1:5432/test] [--json]
+                                    [--reuse-shop]
 
 For each size: a synthetic shop (lojal.sample: about 12 order lines per customer) is written with
 COPY into a fresh PostgreSQL database, then the real `nightly` Prefect flow runs (a temporary
@@ -35,7 +36,7 @@ from pathlib import Path
 from proc_cpu import CpuSampler, cpu_ticks
 
 PROJECT = Path(__file__).resolve().parents[1]
-CPU_STAGES = ("prepare_night", "plan_campaigns", "send-batch")  # CPU per kind of process printed for these
+CPU_STAGES = ("prepare_night", "decide_campaigns", "record_campaign", "send-batch")  # CPU per kind printed for these
 LOJAL = str(Path(sys.executable).parent / "lojal")
 KEY = "SG.bench-night-key-0123456789"
 RUN_DATE = date(2026, 11, 24)
@@ -48,13 +49,14 @@ def timed(fn, *args, **kwargs):
     return result, time.perf_counter() - start
 
 
-def fresh_database(base_url: str, name: str) -> str:
+def fresh_database(base_url: str, name: str, template: str | None = None) -> str:
+    """A new, empty database (or a copy of `template`), replacing one of that name."""
     from sqlalchemy import create_engine, text
 
     admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
     admin.dispose()
     return base_url.rsplit("/", 1)[0] + f"/{name}"
 
@@ -198,20 +200,55 @@ def bench(args) -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="lojal-bench-night-") as tmp, \
             temporary_settings({PREFECT_API_URL: api_url} if api_url else {}):
         for customers in args.customers:
-            shop, t_generate = timed(generate_shop, customers, 7, RUN_DATE)
-            print(f"{customers:,} customers: {len(shop.orders):,} orders, {len(shop.lines):,} order lines "
-                  f"generated in {t_generate:.1f} s", flush=True)
+            kept = kept_shop(args.database_url, customers) if args.reuse_shop else None
+            shop, t_generate = (None, 0.0) if kept else timed(generate_shop, customers, 7, RUN_DATE)
+            if shop is not None:
+                print(f"{customers:,} customers: {len(shop.orders):,} orders, {len(shop.lines):,} order lines "
+                      f"generated in {t_generate:.1f} s", flush=True)
+            if args.reuse_shop and not kept:
+                write_shop(fresh_database(args.database_url, shop_database(customers)), shop)
             for runner in args.runner:
-                url = fresh_database(args.database_url, f"lojal_bench_night_{runner}_{customers}")
-                _, t_write = timed(write_shop, url, shop)
-                print(f"  {runner}: store written with COPY in {t_write:.1f} s; running the night...", flush=True)
+                name = f"lojal_bench_night_{runner}_{customers}"
+                if args.reuse_shop:
+                    url, t_write = timed(fresh_database, args.database_url, name, template=shop_database(customers))
+                else:
+                    url = fresh_database(args.database_url, name)
+                    _, t_write = timed(write_shop, url, shop)
+                print(f"  {runner}: store {'copied' if args.reuse_shop else 'written with COPY'} in {t_write:.1f} s; "
+                      "running the night...", flush=True)
                 report = one_night(customers, runner, url, Path(tmp))
-                report.update({"orders": len(shop.orders), "order_lines": len(shop.lines),
-                               "generate_seconds": round(t_generate, 2), "write_store_seconds": round(t_write, 2)})
+                report.update({**shop_size(url), "generate_seconds": round(t_generate, 2),
+                               "write_store_seconds": round(t_write, 2)})
                 reports.append(report)
                 print_report(report)
             del shop
     return reports
+
+
+def shop_database(customers: int) -> str:
+    """Where --reuse-shop keeps the written shop of this size (seed 7, night RUN_DATE)."""
+    return f"lojal_bench_night_shop_{customers}"
+
+
+def kept_shop(base_url: str, customers: int) -> bool:
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(base_url)
+    with admin.connect() as conn:
+        found = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :name"),
+                             {"name": shop_database(customers)}).first()
+    admin.dispose()
+    return found is not None
+
+
+def shop_size(url: str) -> dict[str, int]:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        orders, lines = conn.execute(text("SELECT (SELECT count(*) FROM orders), (SELECT count(*) FROM order_lines)")).one()
+    engine.dispose()
+    return {"orders": int(orders), "order_lines": int(lines)}
 
 
 def print_report(r: dict) -> None:
@@ -252,6 +289,10 @@ def main() -> None:
     parser.add_argument("--runner", action="append", help="default or daskN (N local worker processes)")
     parser.add_argument("--database-url", default=POSTGRES_URL, help="a PostgreSQL server (databases are made there)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--reuse-shop", action="store_true", help=(
+        "keep each size's written shop in a database (lojal_bench_night_shop_<N>) and copy it for each "
+        "run instead of generating and writing it again: for comparing code on the same shop; drop "
+        "those databases when done"))
     args = parser.parse_args()
     args.customers = args.customers or [100_000]
     args.runner = args.runner or ["default"]

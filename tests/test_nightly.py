@@ -140,14 +140,41 @@ def test_killed_half_way_then_rerun_completes_without_duplicates(filled_project)
 
 
 @pytest.mark.postgres
-def test_nightly_run_on_postgresql(project, postgres_url, monkeypatch):
+def test_nightly_run_on_postgresql_records_each_campaign_while_the_one_before_is_delivered(
+        project, postgres_url, monkeypatch):
+    from lojal.flows.nightly import nightly
+
     monkeypatch.setenv("LOJAL_DATABASE_URL", postgres_url)
     write_sample_shop(connect(postgres_url), generate_shop(800, seed=5, until=RUN_DATE), replace=False)
-    first = run(project)
+    state = nightly(run_date=RUN_DATE, project_dir=str(project), return_state=True)
+    first = state.result()
     delivered = sum(c["delivered"] for c in first["campaigns"])
     assert delivered > 50
+    # campaign n+1 is recorded while campaign n is delivered: after campaign n-1's subflow ended, before
+    # campaign n's did (on SQLite every campaign is recorded before the first is delivered)
+    subflows, records = _campaign_runs(state.state_details.flow_run_id)
+    order = [s.parameters["campaign_id"] for s in subflows]
+    assert order == [c["campaign_id"] for c in first["campaigns"]] and len(order) > 2
+    started = {t.name.removeprefix("record_campaign-"): t.start_time for t in records}
+    assert started.keys() == set(order)
+    for number, recorded_next in enumerate(order[1:], 1):
+        assert started[recorded_next] < subflows[number - 1].end_time, recorded_next
+        assert number == 1 or started[recorded_next] > subflows[number - 2].end_time, recorded_next
     assert sum(c["delivered"] for c in run(project)["campaigns"]) == 0
     assert int((ledger_rows(project)["state"] != "held_out").sum()) == delivered
+
+
+def _campaign_runs(flow_run_id) -> tuple[list, list]:
+    """The night's campaign subflow runs in the order they started, and its record_campaign task runs."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterParentFlowRunId
+
+    with get_client(sync_client=True) as client:
+        subflows = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+            parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run_id])))
+        tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    return (sorted(subflows, key=lambda s: s.start_time),
+            [t for t in tasks if t.name.startswith("record_campaign-")])
 
 
 def _assert_artifacts_published():

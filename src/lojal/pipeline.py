@@ -264,18 +264,43 @@ def _tonight(history: pd.DataFrame, carried: pd.DataFrame | None, run_date: date
 def plan_campaigns(night: Night, only: str | None = None) -> list[CampaignPlan]:
     """A real run's planning: close what expired, decide, and record the decisions in the ledger
     (`planned` with what each message is made of, `held_out`). A re-run of the night finds its rows
-    and plans nothing twice; messages of earlier nights still sendable are sent late tonight."""
+    and plans nothing twice; messages of earlier nights still sendable are sent late tonight.
+    (The nightly flow decides, then records each campaign just before it is delivered.)"""
+    decided = decide_campaigns(night, only)
+    plans = [record_campaign(night, decided, campaign, refresh=False) for campaign in decided.campaigns]
+    ledger.refresh_statistics(night.engine)
+    return plans
+
+
+@dataclass
+class Decided:
+    """Tonight's decisions for every campaign, not yet recorded (decide_campaigns)."""
+    campaigns: list[Campaign]  # the enabled campaigns (or the one asked for), each recorded by record_campaign
+    by_campaign: dict[str, pd.DataFrame]  # each campaign's rows of night.decisions
+    carried: pd.DataFrame  # messages of earlier nights sent late tonight
+    expired: Counter  # messages of earlier nights closed tonight, per campaign
+
+
+def decide_campaigns(night: Night, only: str | None = None) -> Decided:
+    """Close what expired, then decide every campaign at once (night.decisions: caps and priorities
+    are across campaigns); nothing is recorded yet."""
     enabled = [c for c in night.project.config.campaigns.enabled if only is None or c.id == only]
     carried, expired = _carried_over(night, ledger.carried_rows(night.engine, [c.id for c in enabled], night.run_date))
     ledger.close(night.engine, {m: why for m, (_, why) in expired.items()}, ledger.EXPIRED)
-    expired_by_campaign = Counter(campaign_id for campaign_id, _ in expired.values())
     night.decisions = decide_night(night, carried, only)
-    by_campaign = dict(tuple(night.decisions.groupby("campaign", sort=False)))
-    plans = [_record_campaign(night, campaign, by_campaign.get(campaign.id, night.decisions.iloc[:0]),
-                              carried[carried["campaign_id"] == campaign.id], expired_by_campaign[campaign.id])
-             for campaign in enabled]
-    ledger.refresh_statistics(night.engine)
-    return plans
+    return Decided(enabled, dict(tuple(night.decisions.groupby("campaign", sort=False))), carried,
+                   Counter(campaign_id for campaign_id, _ in expired.values()))
+
+
+def record_campaign(night: Night, decided: Decided, campaign: Campaign, refresh: bool = True) -> CampaignPlan:
+    """Record one campaign's decisions in the ledger (`planned` with what each message is made of,
+    `held_out`) and return what to send tonight. `refresh`: bring the ledger's planner statistics up
+    to date for its delivery (ledger.refresh_statistics)."""
+    plan = _record_campaign(night, campaign, decided.by_campaign.get(campaign.id, night.decisions.iloc[:0]),
+                            decided.carried[decided.carried["campaign_id"] == campaign.id], decided.expired[campaign.id])
+    if refresh:
+        ledger.refresh_statistics(night.engine)
+    return plan
 
 
 def _record_campaign(night: Night, campaign: Campaign, mine: pd.DataFrame, late: pd.DataFrame,
@@ -873,4 +898,4 @@ def record_batch(summary: CampaignSummary, rendered: int, outcome: BatchOutcome,
 
 
 __all__ = ["Project", "Night", "CampaignPlan", "Tally", "load_project", "check_project", "prepare_night",
-           "planning_moment", "decide_night", "rerender", "changed_since", "plan_campaigns", "made_from", "made_from_files", "arm_of", "build_messages", "deliver", "pause_reason", "batches", "summary_for", "record_batch"]
+           "planning_moment", "decide_night", "decide_campaigns", "record_campaign", "rerender", "changed_since", "plan_campaigns", "made_from", "made_from_files", "arm_of", "build_messages", "deliver", "pause_reason", "batches", "summary_for", "record_batch"]

@@ -15,6 +15,7 @@ every run with pydantic's forward-reference error.
 
 import uuid
 from collections import deque
+from collections.abc import Iterator
 from datetime import date
 
 from prefect import flow, get_run_logger, task
@@ -71,10 +72,35 @@ def apply_suppressions(project: pipeline.Project):
 
 
 @task(cache_policy=NO_CACHE)
-def plan_campaigns(night: pipeline.Night, only: str | None = None) -> list[pipeline.CampaignPlan]:
-    plans_ = pipeline.plan_campaigns(night, only)
+def decide_campaigns(night: pipeline.Night, only: str | None = None) -> pipeline.Decided:
+    decided = pipeline.decide_campaigns(night, only)
     _funnel_artifact(plans.funnel_records(night.decisions), night.run_date)
-    return plans_
+    return decided
+
+
+@task(cache_policy=NO_CACHE, task_run_name="record_campaign-{campaign_id}")
+def record_campaign(night: pipeline.Night, decided: pipeline.Decided, campaign_id: str) -> pipeline.CampaignPlan:
+    return pipeline.record_campaign(night, decided, night.project.config.campaign(campaign_id))
+
+
+def _recorded(night: pipeline.Night, decided: pipeline.Decided) -> Iterator[pipeline.CampaignPlan]:
+    """Each campaign's plan once recorded, added to night.plans (where its subflow finds it). On
+    PostgreSQL the next campaign is recorded in a thread of this flow while this one is delivered
+    (a run stopped half-way leaves the campaigns after that one unrecorded: its re-run decides them
+    again); SQLite, one writer at a time, records every campaign before the first is delivered."""
+    campaigns, following = decided.campaigns, None
+    if night.engine.dialect.name != "postgresql":
+        night.plans.extend(record_campaign(quote(night), quote(decided), c.id) for c in campaigns)
+        yield from list(night.plans)
+        return
+    for number, campaign_ in enumerate(campaigns):
+        plan = (following.result() if following is not None
+                else record_campaign(quote(night), quote(decided), campaign_.id))
+        following = None
+        if number + 1 < len(campaigns):
+            following = record_campaign.submit(quote(night), quote(decided), campaigns[number + 1].id)
+        night.plans.append(plan)
+        yield plan
 
 
 def _funnel_artifact(funnel: list[dict], run_date: date) -> None:
@@ -305,17 +331,19 @@ def _deliver_night(project: pipeline.Project, run_date: date, options: _Options,
 
 def _plan_and_deliver(project: pipeline.Project, run_date: date, options: _Options, where: Placement,
                       run_token: str, summaries: list[dict]) -> tuple[pipeline.Night, DeliveryBackend, dict[str, int]]:
-    """(night, backend, reconciled): prepare and plan here while the workers prepare, then deliver
-    each campaign; each campaign's summary is appended to `summaries` as it ends."""
+    """(night, backend, reconciled): prepare and decide here while the workers prepare, then record
+    and deliver each campaign (the next one recorded while this one is delivered, on PostgreSQL);
+    each campaign's summary is appended to `summaries` as it ends."""
     project_dir, store = str(project.paths.project), store_fingerprint(project.paths.database_url)
     with workers_preparing(where, project_dir, run_date, store, run_token) as workers_ready:
         night = prepare_night(quote(project), run_date)
         worker_night.adopt(night, run_token)
         backend = worker_night.backend(night, options.delivery, options.fail_after)  # a bad setting stops us here
         reconciled = reconcile_unsettled(quote(night))
-        night.plans = plan_campaigns(quote(night), options.only)
+        night.plans = []
+        decided = decide_campaigns(quote(night), options.only)
         workers_ready()
-        for plan in night.plans:
+        for plan in _recorded(night, decided):
             summaries.append(campaign.with_options(task_runner=where.task_runner)(
                 plan.campaign.id, run_date, project_dir, store, run_token, options.delivery, options.fail_after,
                 where.in_flight))
