@@ -83,13 +83,15 @@ def record_campaign(night: pipeline.Night, decided: pipeline.Decided, campaign_i
     return pipeline.record_campaign(night, decided, night.project.config.campaign(campaign_id))
 
 
-def _recorded(night: pipeline.Night, decided: pipeline.Decided) -> Iterator[pipeline.CampaignPlan]:
-    """Each campaign's plan once recorded, added to night.plans (where its subflow finds it). On
-    PostgreSQL the next campaign is recorded in a thread of this flow while this one is delivered
-    (a run stopped half-way leaves the campaigns after that one unrecorded: its re-run decides them
-    again); SQLite, one writer at a time, records every campaign before the first is delivered."""
+def _recorded(night: pipeline.Night, decided: pipeline.Decided, where: Placement) -> Iterator[pipeline.CampaignPlan]:
+    """Each campaign's plan once recorded, added to night.plans (where its subflow finds it). When
+    Dask workers deliver and the store is PostgreSQL, the next campaign is recorded in a thread of
+    this flow while this one is delivered (a run stopped half-way leaves the campaigns after that
+    one unrecorded: its re-run decides them again). Otherwise every campaign is recorded before the
+    first is delivered: SQLite has one writer at a time, and batches in this process would share
+    its interpreter with the recording (measured: no faster; docs/benchmarks.md)."""
     campaigns, following = decided.campaigns, None
-    if night.engine.dialect.name != "postgresql":
+    if where.dask_address is None or night.engine.dialect.name != "postgresql":
         night.plans.extend(record_campaign(quote(night), quote(decided), c.id) for c in campaigns)
         yield from list(night.plans)
         return
@@ -332,7 +334,8 @@ def _deliver_night(project: pipeline.Project, run_date: date, options: _Options,
 def _plan_and_deliver(project: pipeline.Project, run_date: date, options: _Options, where: Placement,
                       run_token: str, summaries: list[dict]) -> tuple[pipeline.Night, DeliveryBackend, dict[str, int]]:
     """(night, backend, reconciled): prepare and decide here while the workers prepare, then record
-    and deliver each campaign (the next one recorded while this one is delivered, on PostgreSQL);
+    and deliver each campaign (the next one recorded while Dask workers deliver this one, on
+    PostgreSQL);
     each campaign's summary is appended to `summaries` as it ends."""
     project_dir, store = str(project.paths.project), store_fingerprint(project.paths.database_url)
     with workers_preparing(where, project_dir, run_date, store, run_token) as workers_ready:
@@ -343,7 +346,7 @@ def _plan_and_deliver(project: pipeline.Project, run_date: date, options: _Optio
         night.plans = []
         decided = decide_campaigns(quote(night), options.only)
         workers_ready()
-        for plan in _recorded(night, decided):
+        for plan in _recorded(night, decided, where):
             summaries.append(campaign.with_options(task_runner=where.task_runner)(
                 plan.campaign.id, run_date, project_dir, store, run_token, options.delivery, options.fail_after,
                 where.in_flight))
