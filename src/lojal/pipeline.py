@@ -45,7 +45,7 @@ from lojal.render import TemplateSet, load_templates
 from lojal.secrets import Secrets, load_secrets
 from lojal.segments import SegmentSet, evaluate_segments, load_segments
 from lojal.store import connect, load_shop_data
-from lojal.store.shopdata import ShopData, load_catalogue, load_shop_part
+from lojal.store.shopdata import ShopData, load_shop_part
 from lojal.tracking.tokens import unsubscribe_url as signed_unsubscribe_url
 
 Progress = Callable[[str], None]
@@ -208,7 +208,7 @@ def prepare_rendering_night(project: Project, run_date: date) -> Night:
     templates and the secret. Each batch reads its own customers and their last orders from the
     store (load_shop_part), so a Dask worker never reads or holds the whole shop."""
     engine = connect(project.paths.database_url)
-    data = load_catalogue(engine, run_date, project.config.brand.timezone, project.config.market_set)
+    data = load_shop_data(engine, run_date, project.config.brand.timezone, project.config.market_set, catalogue_only=True)
     catalogue = MarketCatalogue(project.config.market_set, data.products, data.prices, data.texts)
     return Night(project, run_date, engine, data, None, pd.DataFrame(), None, catalogue=catalogue,
                  secrets=load_secrets(project.paths, project.config), partial=True)

@@ -79,8 +79,9 @@ def decide_campaigns(night: pipeline.Night, only: str | None = None) -> pipeline
 
 
 @task(cache_policy=NO_CACHE, task_run_name="record_campaign-{campaign_id}")
-def record_campaign(night: pipeline.Night, decided: pipeline.Decided, campaign_id: str) -> pipeline.CampaignPlan:
-    return pipeline.record_campaign(night, decided, night.project.config.campaign(campaign_id))
+def record_campaign(night: pipeline.Night, decided: pipeline.Decided, campaign_id: str,
+                    refresh: bool = True) -> pipeline.CampaignPlan:
+    return pipeline.record_campaign(night, decided, night.project.config.campaign(campaign_id), refresh)
 
 
 def _recorded(night: pipeline.Night, decided: pipeline.Decided, where: Placement) -> Iterator[pipeline.CampaignPlan]:
@@ -92,7 +93,8 @@ def _recorded(night: pipeline.Night, decided: pipeline.Decided, where: Placement
     its interpreter with the recording (measured: no faster; docs/benchmarks.md)."""
     campaigns, following = decided.campaigns, None
     if where.dask_address is None or night.engine.dialect.name != "postgresql":
-        night.plans.extend(record_campaign(quote(night), quote(decided), c.id) for c in campaigns)
+        night.plans.extend(record_campaign(quote(night), quote(decided), c.id, refresh=c is campaigns[-1])
+                           for c in campaigns)  # the ledger's statistics refreshed once, after the last
         yield from list(night.plans)
         return
     for number, campaign_ in enumerate(campaigns):

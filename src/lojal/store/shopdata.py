@@ -17,7 +17,7 @@ from typing import TypeVar
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, false, select
+from sqlalchemy import Engine, false, select, true
 from sqlalchemy.exc import SQLAlchemyError
 
 from lojal.addresses import suppression_key
@@ -149,43 +149,31 @@ def catalogue_names(url: str) -> tuple[list[str], list[str]] | None:
 
 
 def load_shop_data(engine: Engine, as_of: date | datetime, timezone: str = "UTC",
-                   markets: Markets | None = None) -> ShopData:
+                   markets: Markets | None = None, catalogue_only: bool = False) -> ShopData:
     """Read the store as it was at the start of `as_of` in the shop's `timezone`; customers are
-    put in their country's market of `markets` (config/markets.yaml)."""
+    put in their country's market of `markets` (config/markets.yaml). `catalogue_only`: products,
+    prices and texts alone, no customer, order or suppression (what a worker rendering recorded
+    ledger rows keeps for the night; each batch reads its own customers with `load_shop_part`)."""
     require_schema(engine)
     cutoff = start_of_day_utc(start_of(as_of), timezone)
+    wanted = false() if catalogue_only else true()
     with engine.connect() as conn:
-        customers = read_frame(conn, select(schema.customers))
+        customers = read_frame(conn, select(schema.customers).where(wanted))
         products = read_frame(conn, select(schema.products))
-        orders = read_frame(conn, select(schema.orders).where(schema.orders.c.placed_at < cutoff))
+        orders = read_frame(conn, select(schema.orders).where(schema.orders.c.placed_at < cutoff, wanted))
         lines = read_frame(conn, select(schema.order_lines).join(schema.orders)
-                           .where(schema.orders.c.placed_at < cutoff))
-        suppressed = read_frame(conn, select(schema.suppressions.c.email))
+                           .where(schema.orders.c.placed_at < cutoff, wanted))
+        suppressed = read_frame(conn, select(schema.suppressions.c.email).where(wanted))
         prices = read_frame(conn, select(schema.product_prices))
         texts = read_frame(conn, select(schema.product_texts))
     emails = frozenset(suppressed["email"])
     return ShopData.from_frames(as_of, customers, products, orders, lines, emails, timezone, markets, prices, texts)
 
 
-def load_catalogue(engine: Engine, as_of: date | datetime, timezone: str = "UTC",
-                   markets: Markets | None = None) -> ShopData:
-    """The shop's products, prices and texts alone (no customer, order or suppression): what a
-    worker rendering recorded ledger rows keeps for the night; each batch reads its own customers
-    and orders with `load_shop_part`."""
-    require_schema(engine)
-    with engine.connect() as conn:
-        customers = read_frame(conn, select(schema.customers).where(false()))
-        products = read_frame(conn, select(schema.products))
-        orders = read_frame(conn, select(schema.orders).where(false()))
-        lines = read_frame(conn, select(schema.order_lines).where(false()))
-        prices = read_frame(conn, select(schema.product_prices))
-        texts = read_frame(conn, select(schema.product_texts))
-    return ShopData.from_frames(as_of, customers, products, orders, lines, frozenset(), timezone, markets, prices, texts)
-
-
 def load_shop_part(engine: Engine, catalogue: ShopData, customer_ids, order_ids) -> ShopData:
     """These customers and these orders (each with all its lines) as `load_shop_data` would give
-    them, with the products, prices, texts and markets of `catalogue` (`load_catalogue`): a batch's
+    them, with the products, prices, texts and markets of `catalogue` (`load_shop_data(...,
+    catalogue_only=True)`): a batch's
     share of the shop, read by primary key instead of reading the whole shop."""
     cutoff = start_of_day_utc(start_of(catalogue.run_date), catalogue.timezone)
     customer_ids, order_ids = sorted({int(i) for i in customer_ids}), sorted({int(i) for i in order_ids})
