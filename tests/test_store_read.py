@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import insert, select
 
 from lojal.store import connect, init_schema, schema
-from lojal.store.read import read_frame
+from lojal.store.read import read_frame, read_frames
 
 HOSTILE = ["", " ", "plain", 'quote " inside', "comma, and ; semicolon", "line\nbreak", "cr\r\nlf",
            "tab\tand\\backslash", "NULL", "\\N", "ØÆÅ økologisk ☕ 😀", "'single'", '""', ",", "t", "f"]
@@ -49,6 +49,11 @@ def test_copy_reads_what_read_sql_reads(postgres_url):
             expected = pd.read_sql(query, conn)
             got = read_frame(conn, query)
             pd.testing.assert_frame_equal(got, expected, check_exact=True)
+        every = {str(i): pd.read_sql(query, conn) for i, query in enumerate(queries)}
+    together = read_frames(engine, {str(i): query for i, query in enumerate(queries)})  # two connections at once
+    assert set(together) == set(every)
+    for name, expected_frame in every.items():
+        pd.testing.assert_frame_equal(together[name], expected_frame, check_exact=True)
     engine.dispose()
     assert len(expected) == 0 and len(got) == 0  # an empty table too
 
@@ -62,6 +67,8 @@ def test_sqlite_is_read_sql(tmp_path):
     with engine.connect() as conn:
         pd.testing.assert_frame_equal(read_frame(conn, select(schema.customers)),
                                       pd.read_sql(select(schema.customers), conn))
+    frames = read_frames(engine, {"customers": select(schema.customers), "orders": select(schema.orders)})
+    assert len(frames["customers"]) == len(customers) and frames["orders"].empty
     engine.dispose()
 
 

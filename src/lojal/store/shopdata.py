@@ -26,7 +26,7 @@ from lojal.errors import StoreError
 from lojal.markets import Markets, empty_prices, empty_texts
 from lojal.store import schema
 from lojal.store.db import connect, require_schema
-from lojal.store.read import by_key, read_frame, rows_by_key
+from lojal.store.read import by_key, read_frames, rows_by_key
 
 T = TypeVar("T")
 
@@ -103,24 +103,63 @@ class ShopData:
         products["margin"] = (pd.to_numeric(products["margin"], errors="coerce") if "margin" in products.columns
                               else float("nan"))
 
-        orders = orders.copy()
-        orders["placed_at"] = utc_to_local(orders["placed_at"], timezone)
-        orders = orders[orders["placed_at"] < cutoff]
-        lines = lines.merge(orders[["order_id", "customer_id", "placed_at"]], on="order_id", how="inner")
-        lines["category"] = products["category"].reindex(lines["sku"]).to_numpy()
-        paid = lines["quantity"] * lines["unit_price"]
-        orders["paid_total"] = orders["order_id"].map(paid.groupby(lines["order_id"]).sum()).fillna(0.0)
-        rate = orders.set_index("order_id")["currency"].map(markets.rates() if markets is not None else {})
-        lines["amount"] = paid * lines["order_id"].map(rate.fillna(1.0)).fillna(1.0).to_numpy()
-        totals = lines.groupby("order_id")["amount"].sum()
-        orders["total"] = orders["order_id"].map(totals).fillna(0.0)
-        lines = lines.sort_values(["placed_at", "order_id", "line_no"], kind="stable").reset_index(drop=True)
-        orders = orders.sort_values(["placed_at", "order_id"], kind="stable").reset_index(drop=True)
+        orders, lines = _orders_and_lines(orders, lines, products["category"], cutoff, timezone, markets)
         return cls(cutoff, customers[CUSTOMER_COLUMNS], products[PRODUCT_COLUMNS],
                    orders[ORDER_COLUMNS], lines[LINE_COLUMNS],
                    frozenset(suppression_key(e) for e in suppressed_emails), timezone,
                    prices if prices is not None else empty_prices(), texts if texts is not None else empty_texts(),
                    markets)
+
+
+def _orders_and_lines(orders: pd.DataFrame, lines: pd.DataFrame, category: pd.Series, cutoff: pd.Timestamp,
+                      timezone: str, markets: Markets | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Orders placed before `cutoff` (shop time) sorted by (placed_at, order_id); their lines sorted
+    by (placed_at, order_id, line_no), each with its order's customer, time, the product's category
+    and its amount in the shop's currency; each order's paid_total and total. Lines find their
+    order by its position among the sorted orders (one integer per line), so the sort, the sums
+    and the joins are array operations, not pandas merges and group-bys over 12M lines."""
+    orders = orders.copy()
+    orders["placed_at"] = utc_to_local(orders["placed_at"], timezone)
+    orders = orders[(orders["placed_at"] < cutoff).to_numpy()]
+    placed = orders["placed_at"].to_numpy().astype(np.int64)
+    orders = orders.take(np.lexsort((orders["order_id"].to_numpy(), placed))).reset_index(drop=True)
+    position = pd.Index(orders["order_id"].to_numpy()).get_indexer(lines["order_id"].to_numpy())  # -1: not kept
+    kept = np.flatnonzero(position >= 0)
+    position = position[kept]
+    paid = (lines["quantity"] * lines["unit_price"]).to_numpy(dtype=float)[kept]
+    amount = paid * _rates(orders["currency"], markets)[position]
+    orders["paid_total"], orders["total"] = _sums(position, len(orders), paid, amount)  # in the lines' order, as before
+    order = np.lexsort((lines["line_no"].to_numpy()[kept], position))  # stable: as sort_values(kind="stable")
+    lines, position = lines.take(kept[order]).reset_index(drop=True), position[order]
+    lines["customer_id"] = orders["customer_id"].to_numpy()[position]
+    lines["placed_at"] = orders["placed_at"].to_numpy()[position]
+    lines["category"] = _lookup(category, lines["sku"])
+    lines["amount"] = amount[order]
+    return orders, lines
+
+
+def _lookup(values: pd.Series, keys: pd.Series) -> np.ndarray:
+    """`values.reindex(keys).to_numpy()` (NaN where a key is not in values' index), hashing each
+    distinct key once instead of every row's (12M SKU strings)."""
+    codes, distinct = pd.factorize(keys)
+    found = values.reindex(distinct).to_numpy(dtype=object)
+    return np.append(found, np.nan)[np.where(codes < 0, len(found), codes)]
+
+
+def _rates(currencies: pd.Series, markets: Markets | None) -> np.ndarray:
+    """Per order: the value of one unit of its currency in the shop's (1.0 where no market names it)."""
+    rates = markets.rates() if markets is not None else {}
+    codes, distinct = pd.factorize(currencies)
+    per_currency = np.array([float(rates.get(c, 1.0)) for c in distinct] + [1.0])
+    return per_currency[np.where(codes < 0, len(distinct), codes)]
+
+
+def _sums(position: np.ndarray, n: int, *values: np.ndarray) -> list[np.ndarray]:
+    """Sums of each of `values` per order position (0 for an order without lines; a missing value
+    counts as 0), as pandas' group-by sums them (compensated), so totals are the same to the last bit."""
+    groups = pd.Categorical.from_codes(position, categories=pd.RangeIndex(n))  # codes as they are: no hashing
+    sums = pd.DataFrame(dict(enumerate(values))).groupby(groups, observed=False).sum()
+    return [sums[i].to_numpy(dtype=float) for i in range(len(values))]
 
 
 def start_of(day: date | datetime) -> pd.Timestamp:
@@ -157,15 +196,18 @@ def load_shop_data(engine: Engine, as_of: date | datetime, timezone: str = "UTC"
     require_schema(engine)
     cutoff = start_of_day_utc(start_of(as_of), timezone)
     wanted = false() if catalogue_only else true()
-    with engine.connect() as conn:
-        customers = read_frame(conn, select(schema.customers).where(wanted))
-        products = read_frame(conn, select(schema.products))
-        orders = read_frame(conn, select(schema.orders).where(schema.orders.c.placed_at < cutoff, wanted))
-        lines = read_frame(conn, select(schema.order_lines).join(schema.orders)
-                           .where(schema.orders.c.placed_at < cutoff, wanted))
-        suppressed = read_frame(conn, select(schema.suppressions.c.email).where(wanted))
-        prices = read_frame(conn, select(schema.product_prices))
-        texts = read_frame(conn, select(schema.product_texts))
+    frames = read_frames(engine, {  # the order lines first: read beside the rest (read_frames)
+        # every line: those of orders at or after the cutoff go with their orders (from_frames), so
+        # PostgreSQL streams the table without joining it to the orders
+        "lines": select(schema.order_lines).where(wanted),
+        "customers": select(schema.customers).where(wanted),
+        "products": select(schema.products),
+        "orders": select(schema.orders).where(schema.orders.c.placed_at < cutoff, wanted),
+        "suppressed": select(schema.suppressions.c.email).where(wanted),
+        "prices": select(schema.product_prices),
+        "texts": select(schema.product_texts)})
+    customers, products, orders, lines, suppressed, prices, texts = (frames[name] for name in (
+        "customers", "products", "orders", "lines", "suppressed", "prices", "texts"))
     emails = frozenset(suppressed["email"])
     return ShopData.from_frames(as_of, customers, products, orders, lines, emails, timezone, markets, prices, texts)
 
