@@ -1,6 +1,7 @@
 """ShopData.from_frames joins, sorts and sums 12M order lines with array operations; here it must
-give what the plain pandas way (merge, sort_values, group-by sums: the way it was written before)
-gives, to the last bit, on shuffled and awkward frames."""
+give what the plain pandas way (merge, sort_values, group-by sums: the way it was written before,
+summing each order's lines in line_no order) gives, to the last bit, on shuffled and awkward frames;
+and an order's total must not depend on the order the store returns its lines in."""
 
 from datetime import date
 
@@ -45,6 +46,7 @@ def _frames(seed: int):
 
 def _the_pandas_way(products, orders, lines, markets):
     cutoff = start_of(AS_OF)
+    lines = lines.sort_values(["order_id", "line_no"], kind="stable")  # each order's lines summed in this order
     orders = orders.copy()
     orders["placed_at"] = utc_to_local(orders["placed_at"], ZONE)
     orders = orders[orders["placed_at"] < cutoff]
@@ -77,3 +79,14 @@ def test_no_orders_and_no_lines():
                                 markets=MARKETS)
     assert data.orders.empty and data.lines.empty
     assert list(data.lines.columns)[-1] == "amount"
+
+
+def test_totals_do_not_depend_on_the_order_lines_arrive_in():
+    customers, products, orders, lines = _frames(4)
+    lines["line_no"] = np.arange(len(lines))  # as in the store: (order_id, line_no) is a key
+    lines["unit_price"] = np.random.default_rng(5).random(len(lines)) * 1e3 / 7  # sums that round differently
+    first = ShopData.from_frames(AS_OF, customers, products, orders, lines, timezone=ZONE, markets=MARKETS)
+    shuffled = lines.sample(frac=1.0, random_state=9).reset_index(drop=True)
+    second = ShopData.from_frames(AS_OF, customers, products, orders, shuffled, timezone=ZONE, markets=MARKETS)
+    pd.testing.assert_frame_equal(first.orders, second.orders, check_exact=True)
+    pd.testing.assert_frame_equal(first.lines, second.lines, check_exact=True)

@@ -17,6 +17,7 @@ import hashlib
 import json
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -190,12 +191,17 @@ def prepare_night(project: Project, run_date: date, progress: Progress = lambda 
         features = rendering_features(data, project.config.loyalty, previous_run)
         membership, recommender = pd.DataFrame(index=features.index), None
     else:
-        repurchase = fit_repurchase(data.lines, data.as_of, RecoParams().repurchase)  # one fit: features and recommender
-        features = compute_features(data, project.config.loyalty, previous_run, repurchase=repurchase)
-        progress("evaluating segments")
-        membership = evaluate_segments(project.segments, features, data)
-        progress("fitting recommendations")
-        recommender = fit_recommender(data, repurchase=repurchase)
+        with ThreadPoolExecutor(2, thread_name_prefix="lojal-prepare") as pool:
+            # One repurchase fit for the features and the recommender, in a thread (numpy and boosted
+            # trees, mostly without the GIL) beside the other features and the recommender's other
+            # strategies (a second thread), which wait for it only where they use it.
+            repurchase = pool.submit(fit_repurchase, data.lines, data.as_of, RecoParams().repurchase).result
+            recommending = pool.submit(fit_recommender, data, repurchase=repurchase)
+            features = compute_features(data, project.config.loyalty, previous_run, repurchase=repurchase)
+            progress("evaluating segments")
+            membership = evaluate_segments(project.segments, features, data)
+            progress("fitting recommendations")
+            recommender = recommending.result()
     catalogue = MarketCatalogue(project.config.market_set, data.products, data.prices, data.texts)
     secrets = load_secrets(project.paths, project.config)  # once per night; never logged
     return Night(project, run_date, engine, data, features, membership, recommender, catalogue=catalogue,

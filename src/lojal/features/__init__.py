@@ -17,7 +17,7 @@ from lojal.features.history import order_days, order_history, repeat_purchase_su
 from lojal.features.registry import CUSTOMER_ATTRIBUTES, FEATURES, Feature
 from lojal.features.repurchase import reorder_features
 from lojal.features.rfm import rfm
-from lojal.reco.repurchase import RepurchaseScores
+from lojal.reco.repurchase import RepurchaseFit
 from lojal.features.tiers import loyalty_tiers
 from lojal.store.shopdata import ShopData
 
@@ -27,10 +27,11 @@ __all__ = ["compute_features", "rendering_features", "FEATURES", "RENDERING_FEAT
 
 
 def compute_features(data: ShopData, loyalty: Loyalty, previous_run: date | None = None,
-                     repurchase: RepurchaseScores | None = None) -> pd.DataFrame:
+                     repurchase: RepurchaseFit | None = None) -> pd.DataFrame:
     """Every feature in FEATURES for every customer in data.customers (with or without orders).
     `previous_run`: the date of the last completed run before this one (previous_tier is measured
-    then); None means the night before. `repurchase`: the night's repurchase fit, when made already."""
+    then); None means the night before. `repurchase`: the night's repurchase fit when made already (or
+    a function returning it, called last: the other features are computed while it is fitted)."""
     days = order_days(data.orders)
     history = order_history(data, days)
     parts = [

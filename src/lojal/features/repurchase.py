@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from lojal.reco.repurchase import RepurchaseParams, RepurchaseScores, fit_repurchase
+from lojal.reco.repurchase import RepurchaseFit, RepurchaseParams, fit_repurchase, scores_of
 from lojal.store.shopdata import ShopData
 
 
 def reorder_features(data: ShopData, params: RepurchaseParams = RepurchaseParams(),
-                     scores: RepurchaseScores | None = None) -> pd.DataFrame:
+                     scores: RepurchaseFit | None = None) -> pd.DataFrame:
     """Per customer: the highest probability, over the products they bought on 2+ days, of re-buying
     one within `params.window_days` (the repurchase model of lojal.reco.repurchase, fitted on the
     history before the run date), and that product's usual gap in days. NaN without such products.
@@ -20,7 +20,7 @@ def reorder_features(data: ShopData, params: RepurchaseParams = RepurchaseParams
     lines = data.lines[["customer_id", "sku", "placed_at", "quantity"]]
     if lines.empty:
         return out
-    scores = scores if scores is not None else fit_repurchase(lines, data.as_of, params)
+    scores = scores_of(scores) if scores is not None else fit_repurchase(lines, data.as_of, params)
     if len(scores.probability) == 0:
         return out
     frame = pd.DataFrame({"customer_id": scores.customer_ids, "p": scores.probability,

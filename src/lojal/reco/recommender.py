@@ -11,7 +11,7 @@ import pandas as pd
 from lojal.reco import rules
 from lojal.reco.matrix import build_interactions, csr_value
 from lojal.reco.reasons import REASON_OF_STRATEGY, reason_text, reorder_reason
-from lojal.reco.repurchase import RepurchaseScores, fit_repurchase
+from lojal.reco.repurchase import RepurchaseFit, fit_repurchase
 from lojal.reco.spec import RecommendationSpec
 from lojal.reco.strategies import (DISCOVERY_STRATEGIES, REPEAT_STRATEGIES, FittedStrategies, RecoParams,
                                    fit_strategies)
@@ -203,9 +203,10 @@ def _text(value) -> str:
 
 
 def fit_recommender(data: ShopData, params: RecoParams = RecoParams(),
-                    repurchase: RepurchaseScores | None = None) -> Recommender:
+                    repurchase: RepurchaseFit | None = None) -> Recommender:
     """Fit every strategy on `data.lines` (history before `data.as_of`) and `data.products`.
-    `repurchase`: the night's repurchase fit with `params.repurchase`, when made already."""
+    `repurchase`: the night's repurchase fit with `params.repurchase` when made already (or a function
+    returning it, called once the other strategies are fitted)."""
     products = data.products
     lines = data.lines[["customer_id", "sku", "placed_at", "quantity", "unit_price", "category"]]
     if "amount" in data.lines.columns:  # unit prices in the shop's currency (amount is), like products.price

@@ -26,6 +26,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -62,6 +63,8 @@ class RepurchaseParams:
                                       # threads were 25× slower than one (spinning workers), see docs
     snapshot_threads: int = 2         # training snapshots computed at once (numpy, which lets go of the
                                       # GIL: Python threads that wait, never spin); 1 = one after another
+    score_threads: int = 2            # candidates scored in this many parts at once (the trees' prediction
+                                      # lets go of the GIL; each part on one OpenMP thread, as the fit)
 
     def __post_init__(self) -> None:
         if self.step_days < self.window_days:
@@ -345,10 +348,29 @@ def score_occasions(occ: Occasions, as_of_day: int, params: RepurchaseParams = R
                 probability = rule_probability(now, params.window_days)
             else:
                 method = "model"
-                probability = model.predict_proba(now.X)[:, 1] if len(now.X) else np.zeros(0)
+                probability = _predict(model, now.X, params.score_threads)
     return RepurchaseScores(as_of_day, params.window_days, occ.customer_ids[now.customer], occ.skus[now.item],
                             probability.astype(float), now.column("own_median_gap").astype(float), now, method,
                             training, timings)
+
+
+def _predict(model, X: np.ndarray, threads: int) -> np.ndarray:
+    """P(class 1) per row of X, in `threads` contiguous parts scored at once (rows are independent:
+    the same values as one call)."""
+    if len(X) == 0:
+        return np.zeros(0)
+    parts = np.array_split(X, max(1, min(threads, len(X))))
+    with ThreadPoolExecutor(len(parts)) as pool:
+        return np.concatenate([p[:, 1] for p in pool.map(model.predict_proba, parts)])
+
+
+# The night's fit as made, or a function returning it when it is needed (prepare_night fits it in a
+# thread beside the features and the other strategies, which wait for it only where they use it).
+RepurchaseFit = RepurchaseScores | Callable[[], RepurchaseScores]
+
+
+def scores_of(fit: RepurchaseFit | None) -> RepurchaseScores | None:
+    return fit() if callable(fit) else fit
 
 
 def rule_probability(features: PairFeatures, window_days: int) -> np.ndarray:

@@ -16,7 +16,7 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from lojal.reco.matrix import Interactions
-from lojal.reco.repurchase import RepurchaseParams, RepurchaseScores
+from lojal.reco.repurchase import RepurchaseFit, RepurchaseParams, RepurchaseScores, scores_of
 
 REPEAT_STRATEGIES = frozenset({"repeat", "replenishment"})
 DISCOVERY_STRATEGIES = frozenset({"co_purchase", "ease"})
@@ -61,9 +61,10 @@ class FittedStrategies:
 
 
 def fit_strategies(inter: Interactions, item_category: np.ndarray, categories: np.ndarray,
-                   params: RecoParams = RecoParams(), repurchase: RepurchaseScores | None = None) -> FittedStrategies:
-    """`repurchase`: the repurchase model's scores (`fit_repurchase` on the same lines and as_of);
-    None leaves `replenishment` without candidates."""
+                   params: RecoParams = RecoParams(), repurchase: RepurchaseFit | None = None) -> FittedStrategies:
+    """`repurchase`: the repurchase model's scores (`fit_repurchase` on the same lines and as_of), or
+    a function returning them, called after every other strategy is fitted; None leaves
+    `replenishment` without candidates."""
     timings: dict[str, float] = {}
     start = time.perf_counter()
 
@@ -85,10 +86,10 @@ def fit_strategies(inter: Interactions, item_category: np.ndarray, categories: n
     ease_items, ease_weights = fit_ease(binary, params.ease_lambda, params.ease_max_items, gram)
     del gram
     lap("ease")
-    due, interval = repurchase_matrices(inter, repurchase)
-    lap("replenishment")
     share, item_score = category_model(inter, item_category, len(categories), popular)
     lap("category_affinity")
+    due, interval = repurchase_matrices(inter, scores_of(repurchase))  # last: the fit may still be running
+    lap("replenishment")
     return FittedStrategies(inter, params, item_category, categories, popular, recent, trending, neighbours,
                             ease_items, ease_weights, binary[:, ease_items].tocsr(), due, interval, share, item_score,
                             timings)

@@ -115,7 +115,8 @@ def _orders_and_lines(orders: pd.DataFrame, lines: pd.DataFrame, category: pd.Se
                       timezone: str, markets: Markets | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Orders placed before `cutoff` (shop time) sorted by (placed_at, order_id); their lines sorted
     by (placed_at, order_id, line_no), each with its order's customer, time, the product's category
-    and its amount in the shop's currency; each order's paid_total and total. Lines find their
+    and its amount in the shop's currency; each order's paid_total and total (its lines summed in
+    line_no order, whatever order the store returned them in). Lines find their
     order by its position among the sorted orders (one integer per line), so the sort, the sums
     and the joins are array operations, not pandas merges and group-bys over 12M lines."""
     orders = orders.copy()
@@ -125,16 +126,17 @@ def _orders_and_lines(orders: pd.DataFrame, lines: pd.DataFrame, category: pd.Se
     orders = orders.take(np.lexsort((orders["order_id"].to_numpy(), placed))).reset_index(drop=True)
     position = pd.Index(orders["order_id"].to_numpy()).get_indexer(lines["order_id"].to_numpy())  # -1: not kept
     kept = np.flatnonzero(position >= 0)
+    kept = kept[np.lexsort((lines["line_no"].to_numpy()[kept], position[kept]))]  # stable, as sort_values was
     position = position[kept]
     paid = (lines["quantity"] * lines["unit_price"]).to_numpy(dtype=float)[kept]
     amount = paid * _rates(orders["currency"], markets)[position]
-    orders["paid_total"], orders["total"] = _sums(position, len(orders), paid, amount)  # in the lines' order, as before
-    order = np.lexsort((lines["line_no"].to_numpy()[kept], position))  # stable: as sort_values(kind="stable")
-    lines, position = lines.take(kept[order]).reset_index(drop=True), position[order]
+    # each order's lines summed in line_no order: totals do not depend on the order the store returns rows in
+    orders["paid_total"], orders["total"] = _sums(position, len(orders), paid, amount)
+    lines = lines.take(kept).reset_index(drop=True)
     lines["customer_id"] = orders["customer_id"].to_numpy()[position]
     lines["placed_at"] = orders["placed_at"].to_numpy()[position]
     lines["category"] = _lookup(category, lines["sku"])
-    lines["amount"] = amount[order]
+    lines["amount"] = amount
     return orders, lines
 
 
