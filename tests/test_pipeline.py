@@ -100,3 +100,33 @@ def test_previous_completed_run_ignores_failed_and_later_runs(tmp_path):
     assert runlog.previous_completed_run(engine, date(2026, 11, 24)) == date(2026, 11, 20)
     assert runlog.previous_completed_run(engine, date(2026, 11, 25)) == date(2026, 11, 24)
     engine.dispose()
+
+
+def test_the_night_prepared_with_the_fit_beside_the_rest_equals_the_one_prepared_step_by_step(project):
+    # prepare_night fits the repurchase model in a thread while the other features and strategies
+    # are computed; the result must be what one step after another gives.
+    import pandas as pd
+
+    from lojal.features import compute_features
+    from lojal.reco.recommender import fit_recommender
+    from lojal.reco.repurchase import fit_repurchase
+    from lojal.reco.strategies import RecoParams
+    from lojal.runlog import previous_completed_run
+    from lojal.segments import evaluate_segments
+
+    paths = Paths.resolve(project)
+    write_sample_shop(connect(paths.database_url), generate_shop(2500, seed=21, until=RUN_DATE), replace=False)
+    loaded = pipeline.load_project(paths)
+    night = pipeline.prepare_night(loaded, RUN_DATE)
+    data = night.data
+    fit = fit_repurchase(data.lines, data.as_of, RecoParams().repurchase)
+    features = compute_features(data, loaded.config.loyalty, previous_completed_run(night.engine, RUN_DATE),
+                                repurchase=fit)
+    assert features["reorder_probability"].notna().sum() > 100  # the fit's scores are in the features
+    pd.testing.assert_frame_equal(night.features, features, check_exact=True)
+    pd.testing.assert_frame_equal(night.membership, evaluate_segments(loaded.segments, features, data))
+    step_by_step = fit_recommender(data, repurchase=fit).model
+    for name in ("due", "interval_days", "neighbours", "category_share", "ease_history"):
+        ours, theirs = getattr(night.recommender.model, name), getattr(step_by_step, name)
+        assert ours.shape == theirs.shape and (ours != theirs).nnz == 0, name
+    assert step_by_step.due.nnz > 100

@@ -157,3 +157,14 @@ def test_snapshots_computed_side_by_side_give_the_same_training_set_in_the_same_
     np.testing.assert_array_equal(one[0], three[0])
     np.testing.assert_array_equal(one[1], three[1])
     assert one[2] == three[2]
+
+
+def test_candidates_scored_in_parts_at_once_get_the_probabilities_of_one_call():
+    from dataclasses import replace
+
+    lines = cyclic_lines(customers=300)
+    one = fit_repurchase(lines, AS_OF, replace(FAST, score_threads=1))
+    three = fit_repurchase(lines, AS_OF, replace(FAST, score_threads=3))
+    assert one.method == three.method == "model" and len(one.probability) > 100
+    np.testing.assert_array_equal(one.probability, three.probability)
+    np.testing.assert_array_equal(one.customer_ids, three.customer_ids)

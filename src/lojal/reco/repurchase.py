@@ -24,9 +24,9 @@ share of the customer's order days that included the product, and the product's 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
