@@ -5,21 +5,33 @@ from __future__ import annotations
 import re
 from datetime import date
 
+import pandas as pd
 
 from lojal import pipeline
+from lojal.features import compute_features
 from lojal.paths import Paths
+from lojal.reco.recommender import fit_recommender
+from lojal.reco.repurchase import fit_repurchase
+from lojal.reco.strategies import RecoParams
+from lojal.runlog import previous_completed_run
 from lojal.sample import generate_shop
 from lojal.sample.store import write_sample_shop
+from lojal.segments import evaluate_segments
 from lojal.store import connect
 from lojal.tracking.tokens import verify_unsubscribe_token
 
 RUN_DATE = date(2026, 11, 24)
 
 
-def _night(project):
+def _prepared(project):
     paths = Paths.resolve(project)
     write_sample_shop(connect(paths.database_url), generate_shop(2500, seed=21, until=RUN_DATE), replace=False)
-    night = pipeline.prepare_night(pipeline.load_project(paths), RUN_DATE)
+    loaded = pipeline.load_project(paths)
+    return loaded, pipeline.prepare_night(loaded, RUN_DATE)
+
+
+def _night(project):
+    _, night = _prepared(project)
     night.plans = pipeline.plan_campaigns(night)
     return night
 
@@ -105,19 +117,7 @@ def test_previous_completed_run_ignores_failed_and_later_runs(tmp_path):
 def test_the_night_prepared_with_the_fit_beside_the_rest_equals_the_one_prepared_step_by_step(project):
     # prepare_night fits the repurchase model in a thread while the other features and strategies
     # are computed; the result must be what one step after another gives.
-    import pandas as pd
-
-    from lojal.features import compute_features
-    from lojal.reco.recommender import fit_recommender
-    from lojal.reco.repurchase import fit_repurchase
-    from lojal.reco.strategies import RecoParams
-    from lojal.runlog import previous_completed_run
-    from lojal.segments import evaluate_segments
-
-    paths = Paths.resolve(project)
-    write_sample_shop(connect(paths.database_url), generate_shop(2500, seed=21, until=RUN_DATE), replace=False)
-    loaded = pipeline.load_project(paths)
-    night = pipeline.prepare_night(loaded, RUN_DATE)
+    loaded, night = _prepared(project)
     data = night.data
     fit = fit_repurchase(data.lines, data.as_of, RecoParams().repurchase)
     features = compute_features(data, loaded.config.loyalty, previous_completed_run(night.engine, RUN_DATE),
