@@ -55,14 +55,12 @@ def read_frames(engine: Engine, queries: dict[str, Select]) -> dict[str, pd.Data
     the first named (put the largest first) beside the others: the server writing one COPY and
     pyarrow parsing another both run without the GIL, so the two overlap. Elsewhere one after
     another on one connection (an in-memory SQLite store is one connection's own)."""
-    if engine.dialect.name != "postgresql":
-        with engine.connect() as conn:
-            return {name: read_frame(conn, query) for name, query in queries.items()}
-
     def read(names: list[str]) -> dict[str, pd.DataFrame]:
         with engine.connect() as conn:
             return {name: read_frame(conn, queries[name]) for name in names}
 
+    if engine.dialect.name != "postgresql":
+        return read(list(queries))
     first, *rest = queries
     with ThreadPoolExecutor(1, thread_name_prefix="lojal-read") as pool:
         largest = pool.submit(read, [first])
