@@ -7,6 +7,7 @@ import json
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -15,6 +16,7 @@ from lojal.cli import app
 from lojal.paths import Paths
 from lojal.store import connect, schema
 from lojal.store.db import init_schema
+from lojal.store.write import bulk_insert
 from lojal.tracking.report import gather, render_html
 
 NIGHT = date(2026, 11, 20)
@@ -80,6 +82,19 @@ def test_the_numbers_of_one_night(store):
     assert with_opens.conversions == 6
 
 
+
+def test_a_campaign_with_arms_is_compared_arm_by_arm_in_the_report(store):
+    """The arm is the ledger row's `variant` (docs/planning.md): customers 1-15 got arm a, 16-30 arm b."""
+    with store.begin() as conn:
+        for first, last, arm in ((1, 15, "a"), (16, 30, "b")):
+            conn.execute(schema.send_ledger.update().where(schema.send_ledger.c.customer_id.between(first, last))
+                         .values(variant=arm))
+    report = gather(store, NIGHT, NIGHT, "NOK", window_days=5, min_sample=10)
+    arms = report.campaigns[0].arms
+    assert arms is not None
+    assert [(a.group, a.recipients, a.conversions) for a in arms.arms] == [("a", 15, 6), ("b", 15, 0)]
+    assert "A/B arms" in render_html(report)
+
 @needs_chromium
 def test_the_report_page_in_headless_chromium(project, tmp_path):
     engine = connect(Paths.resolve(project).database_url)
@@ -119,3 +134,31 @@ def test_the_night_report_comes_from_the_store_so_a_rerun_does_not_empty_it(proj
     assert page == again and markdown == markdown_again
     assert "| win_back | 30 | 30 | 7 | 5 | 1 | 1 | 1 | 5 | 1\u202f599.20 NOK |" in markdown
     assert 'data-step="sent" data-value="30"' in page.read_text()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
+                         indirect=True)
+def test_a_month_with_more_sent_messages_than_a_statement_takes_parameters(database_url):
+    """70,000 sent messages: past PostgreSQL's 65,535 parameters per statement, which the events
+    query passed with a list of their ids, so the tracking report of a big shop's night failed."""
+    engine = connect(database_url)
+    init_schema(engine)
+    fill(engine)
+    count = 70_000
+    ids = [f"bulk{i}" for i in range(count)]
+    with engine.begin() as conn:
+        bulk_insert(conn, schema.send_ledger, pd.DataFrame({
+            "campaign_id": "vip_care", "customer_id": [1 + i % 40 for i in range(count)],
+            "occasion_key": [f"o{i}" for i in range(count)], "run_date": NIGHT, "message_id": ids, "state": "sent",
+            "planned_at": T, "attempts": 1, "accepted_at": T}))
+        bulk_insert(conn, schema.delivery_events, pd.DataFrame({
+            "sg_event_id": [f"bulk-e{i}" for i in range(count)], "event": "delivered", "message_id": ids,
+            "email": "c1@example.no", "occurred_at": T, "received_at": T, "machine_open": False, "payload": "{}"}))
+    try:
+        report = gather(engine, NIGHT, NIGHT, "NOK", window_days=5, min_sample=10)
+    finally:
+        engine.dispose()
+    by_id = {c.campaign_id: c for c in report.campaigns}
+    assert by_id["vip_care"].days[NIGHT].counts["sent"] == count
+    assert by_id["vip_care"].days[NIGHT].counts["delivered"] == count
+    assert by_id["win_back"].days[NIGHT].counts["delivered"] == 30  # the small night's numbers unchanged

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, and_, select
 
 from lojal.store import schema
 from lojal.tracking.attribution import Order, Send, Touch, attribute
@@ -70,29 +70,40 @@ def _money(value) -> Decimal:
     return Decimal(str(value)).quantize(CENT)
 
 
+def _mailed_or_held_out(date_from: date, date_to: date, states: tuple[str, ...] = ("sent", "held_out")):
+    """The report's ledger rows: the nights in the range, mailed (sent) or held out."""
+    ledger = schema.send_ledger
+    return and_(ledger.c.run_date >= date_from, ledger.c.run_date <= date_to, ledger.c.state.in_(states))
+
+
 def _sends(conn, date_from: date, date_to: date) -> list:
     ledger = schema.send_ledger
-    arm = ledger.c.arm if "arm" in ledger.c else None  # the planning work adds A/B arms to the ledger
-    columns = [ledger.c.message_id, ledger.c.campaign_id, ledger.c.customer_id, ledger.c.run_date, ledger.c.state,
-               ledger.c.accepted_at]
-    rows = conn.execute(select(*columns, *( [arm] if arm is not None else []))
-                        .where(ledger.c.run_date >= date_from, ledger.c.run_date <= date_to,
-                               ledger.c.state.in_(("sent", "held_out")))).all()
-    return rows
+    return conn.execute(select(ledger.c.message_id, ledger.c.campaign_id, ledger.c.customer_id, ledger.c.run_date,
+                               ledger.c.state, ledger.c.accepted_at, ledger.c.variant)
+                        .where(_mailed_or_held_out(date_from, date_to))).all()
 
 
-def _orders(conn, since: datetime, until: datetime, customers: set[int]) -> list[Order]:
-    """Orders of these customers in [since, until) with their exact revenue and, when the shop passed
-    it through (orders.lojal_message_id), the e-mail they came from: attributed by link first."""
-    o, lines = schema.orders, schema.order_lines
+def _events(conn, date_from: date, date_to: date) -> list:
+    """The delivery events of the messages sent on these nights, selected in the database (a list of
+    their ids would pass the driver's limit on parameters in a big shop's month: 65,535)."""
+    ledger, ev = schema.send_ledger, schema.delivery_events
+    sent = select(ledger.c.message_id).where(_mailed_or_held_out(date_from, date_to, ("sent",)))
+    return conn.execute(select(ev.c.message_id, ev.c.event, ev.c.occurred_at, ev.c.machine_open)
+                        .where(ev.c.message_id.in_(sent))).all()
+
+
+def _orders(conn, since: datetime, until: datetime, date_from: date, date_to: date) -> list[Order]:
+    """Orders in [since, until) of the customers mailed or held out on these nights, with their exact
+    revenue and, when the shop passed it through (orders.lojal_message_id), the e-mail they came
+    from: attributed by link first."""
+    o, lines, ledger = schema.orders, schema.order_lines, schema.send_ledger
+    customers = select(ledger.c.customer_id).where(_mailed_or_held_out(date_from, date_to))
     rows = conn.execute(select(o.c.order_id, o.c.customer_id, o.c.placed_at, o.c.lojal_message_id, lines.c.quantity,
                                lines.c.unit_price)
                         .join(lines, lines.c.order_id == o.c.order_id)
-                        .where(o.c.placed_at >= since, o.c.placed_at < until)).all()
+                        .where(o.c.placed_at >= since, o.c.placed_at < until, o.c.customer_id.in_(customers))).all()
     totals: dict[int, list] = {}
     for order_id, customer_id, placed_at, message_id, quantity, unit_price in rows:
-        if customer_id not in customers:
-            continue
         entry = totals.setdefault(order_id, [customer_id, placed_at, Decimal(0), message_id])
         entry[2] += _money(unit_price) * int(quantity)
     return [Order(oid, cid, placed, revenue, mid) for oid, (cid, placed, revenue, mid) in totals.items()]
@@ -104,14 +115,10 @@ def gather(engine: Engine, date_from: date, date_to: date, currency: str = "NOK"
     end = datetime.combine(date_to + timedelta(days=1), time()) + timedelta(days=window_days)
     with engine.connect() as conn:
         sends = _sends(conn, date_from, date_to)
-        customers = {r.customer_id for r in sends}
-        orders = _orders(conn, start - timedelta(days=PRE_PERIOD_DAYS), end, customers)
-        ids = [r.message_id for r in sends if r.state == "sent"]
-        ev = schema.delivery_events
-        events = conn.execute(select(ev.c.message_id, ev.c.event, ev.c.occurred_at, ev.c.machine_open)
-                              .where(ev.c.message_id.in_(ids))).all() if ids else []
+        orders = _orders(conn, start - timedelta(days=PRE_PERIOD_DAYS), end, date_from, date_to)
+        events = _events(conn, date_from, date_to)
     by_id = {r.message_id: r for r in sends}
-    send_map = {r.message_id: Send(r.message_id, r.campaign_id, r.customer_id, getattr(r, "arm", None) or "",
+    send_map = {r.message_id: Send(r.message_id, r.campaign_id, r.customer_id, r.variant or "",
                                    r.accepted_at) for r in sends if r.state == "sent"}
     days: dict[str, dict[date, DayRow]] = defaultdict(lambda: defaultdict(DayRow))
     for r in sends:
@@ -128,8 +135,14 @@ def gather(engine: Engine, date_from: date, date_to: date, currency: str = "NOK"
         row = days[credit.campaign_id][night]
         row.conversions += 1
         row.revenue += credit.revenue
+    by_campaign: dict[str, list] = defaultdict(list)
+    for r in sends:
+        by_campaign[r.campaign_id].append(r)
+    by_customer: dict[int, list[Order]] = defaultdict(list)
+    for order in orders:
+        by_customer[order.customer_id].append(order)
     campaigns = [CampaignReport(cid, dict(sorted(d.items())),
-                                *_effects(cid, sends, orders, window_days, cuped, confidence, min_sample))
+                                *_effects(by_campaign[cid], by_customer, window_days, cuped, confidence, min_sample))
                  for cid, d in sorted(days.items())]
     return Report(date_from, date_to, currency, window_days, campaigns)
 
@@ -145,14 +158,10 @@ def _count_events(events, by_id, days) -> None:
         days[send.campaign_id][send.run_date].counts[column] += 1
 
 
-def _effects(campaign_id, sends, orders, window_days, cuped, confidence, min_sample):
-    by_customer: dict[int, list[Order]] = defaultdict(list)
-    for order in orders:
-        by_customer[order.customer_id].append(order)
+def _effects(sends, by_customer: dict[int, list[Order]], window_days, cuped, confidence, min_sample):
+    """One campaign's lift (mailed against held out) and, with arms, its A/B comparison."""
     observations, arm_rows = [], []
     for r in sends:
-        if r.campaign_id != campaign_id:
-            continue
         night = datetime.combine(r.run_date, time())
         after = [o for o in by_customer.get(r.customer_id, ()) if night <= o.placed_at < night + timedelta(days=window_days)]
         before = [o for o in by_customer.get(r.customer_id, ())
@@ -162,7 +171,7 @@ def _effects(campaign_id, sends, orders, window_days, cuped, confidence, min_sam
         group = "mailed" if r.state == "sent" else "held_out"
         observations.append(Observation(group, bool(after), revenue, pre))
         if group == "mailed":
-            arm_rows.append(Observation(getattr(r, "arm", None) or "", bool(after), revenue, pre))
+            arm_rows.append(Observation(r.variant or "", bool(after), revenue, pre))
     arms = None
     if len({o.group for o in arm_rows}) > 1:
         arms = compare_arms(arm_rows, confidence, min_sample)
