@@ -9,12 +9,13 @@ COPY into a fresh PostgreSQL database, then the real `nightly` Prefect flow runs
 Prefect server with its own home, the SendGrid backend against `lojal sendgrid-local` run as its
 own process) once per runner: `default` (batches one after another in the run's process) and
 `daskN` (a local Dask cluster of N worker processes, as `lojal run --dask-local N`); each runner gets
-its own copy of the store. Printed per run: wall time per stage (from Prefect's task runs), task runs,
-messages, accepted by the local SendGrid (and duplicates: must be 0), peak memory (this process,
-and the largest process of each kind: a Dask worker's, say), the share of the
-machine's CPU time busy during the night (every process, from /proc/stat), the cores each kind of
-process kept busy during the night and its main stages (bench/proc_cpu.py), and cost per customer;
-then the ratio of each runner against `default` and of each size against the smallest (linear cost
+its own copy of the store. Printed per run: wall time per stage (from Prefect's task runs) and
+when it started and ended (seconds into the night), task runs, messages, accepted by the local
+SendGrid (and duplicates: must be 0), whether the tracking report was written, peak memory (this
+process, and the largest process of each kind: a Dask worker's, say), the share of the machine's CPU
+time busy during the night (every process, from /proc/stat), the cores each kind of process kept
+busy during the night and its main stages (bench/proc_cpu.py), and cost per customer; then the ratio
+of each runner against `default` and of each size against the smallest (linear cost
 keeps the ratio near 1).
 """
 
@@ -103,13 +104,14 @@ def start_local_sendgrid():
     return proc, match.group(1)
 
 
-def run_night(root: Path, dask_local: int | None) -> tuple[object, float, float, CpuSampler]:
+def run_night(root: Path, dask_local: int | None) -> tuple[object, float, float, CpuSampler, float]:
     """The night's state, its wall seconds, the share of the machine's CPU time busy meanwhile
     (all processes: the flow, the local SendGrid, PostgreSQL, the Prefect server; /proc/stat), and
-    the CPU per kind of process, second by second (proc_cpu)."""
+    the CPU per kind of process, second by second (proc_cpu), and when it started (epoch seconds)."""
     from lojal.flows.nightly import nightly
 
     before, sampler = cpu_ticks(), CpuSampler().start()
+    started = time.time()
     try:
         state, seconds = timed(nightly, run_date=RUN_DATE, project_dir=str(root), dask_local=dask_local,
                                return_state=True)
@@ -117,12 +119,12 @@ def run_night(root: Path, dask_local: int | None) -> tuple[object, float, float,
         sampler.stop()
     after = cpu_ticks()
     busy = (after[0] - before[0]) / max(1, after[1] - before[1]) if before and after else float("nan")
-    return state, seconds, busy, sampler
+    return state, seconds, busy, sampler, started
 
 
 def task_run_stages(flow_run_id) -> tuple[dict[str, tuple], dict[str, int]]:
     """(first start, last end) per task name and task runs per name, for this night's flow run and
-    its campaign subflows."""
+    its campaign subflows; and the flow run's own start and end."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterParentFlowRunId
 
@@ -137,8 +139,9 @@ def task_run_stages(flow_run_id) -> tuple[dict[str, tuple], dict[str, int]]:
             runs += page
             if len(page) < 200:
                 break
-    spans: dict[str, list] = {}
-    counts: dict[str, int] = {}
+        flow_run = client.read_flow_run(flow_run_id)
+    spans: dict[str, list] = {"nightly flow run": [flow_run.start_time, flow_run.end_time]}
+    counts: dict[str, int] = {"nightly flow run": 1}
     for run in runs:
         name = ("send-batch" if "-batch-" in run.name else "campaign subflows" if run.name.startswith("campaign")
                 else run.name.rsplit("-", 1)[0])
@@ -164,7 +167,7 @@ def one_night(customers: int, runner: str, url: str, work: Path) -> dict:
     try:
         os.environ.update({"LOJAL_DATABASE_URL": url, "LOJAL_HOME": str(root / "state"),
                            "SENDGRID_API_KEY": KEY, "LOJAL_SENDGRID_URL": sendgrid_url})
-        state, seconds, busy, sampler = run_night(root, dask_local)
+        state, seconds, busy, sampler, started = run_night(root, dask_local)
         after = httpx.get(f"{sendgrid_url}/_local/stats").json()
     finally:
         proc.terminate()
@@ -174,13 +177,17 @@ def one_night(customers: int, runner: str, url: str, work: Path) -> dict:
         raise result
     spans, task_runs = task_run_stages(state.state_details.flow_run_id)
     stages = {k: (b - a).total_seconds() for k, (a, b) in spans.items()}
+    offsets = {k: [round(a.timestamp() - started, 1), round(b.timestamp() - started, 1)]
+               for k, (a, b) in spans.items()}
     cores = {"night": sampler.cores(), **{k: sampler.cores(spans[k][0].timestamp(), spans[k][1].timestamp())
                                          for k in CPU_STAGES if k in spans}}
     messages = sum(c["rendered"] for c in result["campaigns"])
     return {"customers": customers, "runner": runner, "night_seconds": round(seconds, 2),
             "stages_seconds": {k: round(v, 2) for k, v in stages.items()}, "task_runs": task_runs,
+            "stages_from_to": offsets,
             "messages": messages, "delivered": sum(c["delivered"] for c in result["campaigns"]),
             "failed": sum(c["failed"] for c in result["campaigns"]),
+            "tracking_report_written": result.get("tracking_report") is not None,
             "accepted_by_local_sendgrid": after["accepted"], "duplicates_at_local_sendgrid": after["duplicates"],
             "microseconds_per_customer": round(1e6 * seconds / customers, 1),
             "machine_cpu_busy": {"share": round(busy, 3), "cores": os.cpu_count()}, "cpu_cores_by_process": cores,
@@ -255,9 +262,12 @@ def print_report(r: dict) -> None:
     print(f"  {r['runner']}, {r['customers']:,} customers: night {r['night_seconds']:.1f} s "
           f"({r['microseconds_per_customer']:.0f} µs/customer), {r['messages']:,} messages, "
           f"{r['delivered']:,} delivered, {r['failed']} failed; local SendGrid accepted {r['accepted_by_local_sendgrid']:,}, "
-          f"duplicates {r['duplicates_at_local_sendgrid']}; load {r['load'][0]:.2f}", flush=True)
+          f"duplicates {r['duplicates_at_local_sendgrid']}; tracking report "
+          f"{'written' if r['tracking_report_written'] else 'NOT WRITTEN (see the flow log)'}; load {r['load'][0]:.2f}", flush=True)
     for name, seconds in sorted(r["stages_seconds"].items(), key=lambda kv: -kv[1]):
-        print(f"    {name:<22} {seconds:8.1f} s  ({r['task_runs'].get(name, 0)} task runs)")
+        start, end = r["stages_from_to"][name]
+        print(f"    {name:<22} {seconds:8.1f} s  ({r['task_runs'].get(name, 0)} task runs; from {start:.1f} to {end:.1f} s "
+              "into the night)")
     print(f"    peak memory: {r['peak_memory_mb']}; the machine's CPU busy during the night: "
           f"{100 * r['machine_cpu_busy']['share']:.0f}% of {r['machine_cpu_busy']['cores']} cores", flush=True)
     print("    peak memory of one process of each kind: " + ", ".join(
