@@ -292,6 +292,10 @@ class Delivery(_Strict):
         "outbox writes .eml files and request bodies under <state>/outbox/; sendgrid posts to the v3 Mail Send "
         "API (`lojal run --delivery` overrides this for one run)"))
     batch_size: int = Field(default=1000, ge=1, le=10000)
+    window_size: int = Field(default=64, ge=1, le=1000, description=(
+        "messages committed `sending` together before their requests leave and settled together after, one "
+        "transaction between windows (at least the backend's concurrency); a crash leaves at most one window "
+        "per batch in flight unsettled, for the next run's reconciliation"))
     max_attempts: int = Field(default=5, ge=1, le=50, description=(
         "attempts per message (this run's retry passes and later runs together) before a retryable failure "
         "is abandoned with its last error"))

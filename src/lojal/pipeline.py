@@ -751,7 +751,7 @@ def changed_since(project: Project, campaign: Campaign, made: dict | None) -> li
 
 def deliver(engine: Engine, backend: DeliveryBackend, messages: list[OutgoingMessage], night: date,
             settings: Delivery, tally: Tally | None = None) -> BatchOutcome:
-    """Send one batch in windows of at most `backend.concurrency` messages: each window is committed
+    """Send one batch in windows of `settings.window_size` messages: each window is committed
     `sending` before its requests leave and settled per message after, so a crash leaves at most
     one window unsettled (`lojal.delivery.reconcile` settles it). Messages that failed retryably get
     retry passes (pausing `retry_pause_seconds`, doubling) up to `max_attempts`. The campaign pauses
@@ -772,11 +772,11 @@ def deliver(engine: Engine, backend: DeliveryBackend, messages: list[OutgoingMes
 
 def _delivery_pass(engine: Engine, backend: DeliveryBackend, queue: list[OutgoingMessage], night: date,
                    settings: Delivery, tally: Tally, outcome: BatchOutcome) -> list[OutgoingMessage]:
-    """One pass over `queue` in windows of `backend.concurrency`; returns the messages to try again.
-    A window's results are settled in the same transaction that claims the next window (one commit
-    per window); the first window is claimed on its own."""
+    """One pass over `queue` in windows of `settings.window_size` (at least `backend.concurrency`);
+    returns the messages to try again. A window's results are settled in the same transaction that
+    claims the next window (one commit per window); the first window is claimed on its own."""
     retry: list[OutgoingMessage] = []
-    size = max(1, int(backend.concurrency))
+    size = max(1, settings.window_size, int(backend.concurrency))
     windows = [queue[start:start + size] for start in range(0, len(queue), size)]
     attempts = ledger.claim(engine, [m.message_id for m in windows[0]], night, backend.name) if windows else {}
     with engine.connect() as conn:  # one connection for the pass: no pool check-out per window

@@ -7,8 +7,12 @@ from datetime import date, datetime, timedelta
 import pandas as pd
 
 from delivery.ledger_helpers import NIGHT, planned, row
-from lojal import ledger
+from lojal import ledger, pipeline
+from lojal.config import Delivery, SendGridSettings, Tracking
 from lojal.delivery.base import FAILED, REJECTED, SENT, UNKNOWN, DeliveryResult
+from lojal.delivery.message import OutgoingMessage
+from lojal.sendgrid.backend import SendGridBackend
+from lojal.sendgrid.local import LocalOptions, LocalSendGrid
 
 
 def test_an_attempt_is_committed_sending_then_settled_sent(engine):
@@ -114,3 +118,34 @@ def test_plan_returns_new_rows_as_the_ledger_holds_them(engine):
     for column in first.columns:
         assert [None if pd.isna(v) else v for v in first[column]] == [None if pd.isna(v) else v for v in again[column]], column
     assert first["send_at"].tolist()[2] == pd.Timestamp(datetime(2026, 11, 24, 8, 30))
+
+
+class _Watching:
+    """The SendGrid backend, noting for each window handed over how many ledger rows were `sending`."""
+
+    def __init__(self, backend, engine):
+        self.backend, self.engine, self.windows = backend, engine, []
+        self.name, self.concurrency = backend.name, backend.concurrency
+
+    def send_batch(self, messages):
+        self.windows.append((len(messages), ledger.state_counts(self.engine).get("sending", 0)))
+        return self.backend.send_batch(messages)
+
+
+def test_messages_are_claimed_in_windows_of_window_size_before_their_requests_leave(engine):
+    key = "SG.window-test-key-0123456789"
+    with LocalSendGrid(LocalOptions(api_key=key)) as local:
+        for campaign, size, expected in (("win_back", 64, [64, 64, 22]),
+                                         ("vip_care", 2, [4] * 37 + [2])):  # never below the concurrency (4)
+            messages = [OutgoingMessage(message_id=m, campaign_id=campaign, customer_id=c, to_email=f"c{c}@example.no", to_name="Kari",
+                                        from_email="hei@nordlys.example", from_name="Nordlys", subject="Hei", html="<p>Hei</p>", text="Hei")
+                        for c, m in enumerate(planned(engine, campaign, range(1, 151)), 1)]
+            backend = _Watching(SendGridBackend(SendGridSettings(concurrency=4), Tracking(), api_key=key,
+                                                base_url=local.url), engine)
+            outcome = pipeline.deliver(engine, backend, messages, NIGHT, Delivery(window_size=size))
+            backend.backend.finish()
+            assert [n for n, _ in backend.windows] == expected
+            assert all(sending == n for n, sending in backend.windows)  # committed `sending` before they left
+            assert outcome.delivered == 150
+        assert local.stats()["accepted"] == 300
+    assert ledger.state_counts(engine) == {"sent": 300}

@@ -79,6 +79,16 @@ def test_401_stops_the_run_naming_the_setting_to_fix(message):
     assert stopped.value.results == [None, None] and sg.stats()["accepted"] == 0
 
 
+
+def test_after_a_refused_key_the_rest_of_the_window_is_not_posted(message):
+    """64 messages, 4 in flight: the first answers refuse the key, the ones still waiting never leave."""
+    with LocalSendGrid(LocalOptions(api_key=KEY, latency_ms=30)) as sg:
+        with pytest.raises(DeliveryAuthError) as stopped:
+            backend_for(sg, key="SG.wrong-key-abcdef", concurrency=4).send_batch([message(i) for i in range(64)])
+        stats = sg.stats()
+    assert stopped.value.results == [None] * 64
+    assert 1 <= stats["unauthorized"] <= 4 and stats["accepted"] == 0
+
 def test_429_waits_for_the_reset_and_every_message_goes_out_once(message):
     with LocalSendGrid(LocalOptions(rate_limit=5)) as sg:
         started = time.monotonic()

@@ -25,6 +25,7 @@ import asyncio
 import logging
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import h11
@@ -123,6 +124,10 @@ class _Connection(asyncio.Protocol):
             self.close()
 
 
+class Withdrawn(Exception):
+    """The request was not posted: its caller withdrew it while it waited for a connection."""
+
+
 class ConnectionPool:
     """At most `size` connections to one origin, kept alive between requests (`keepalive` seconds idle)."""
 
@@ -140,8 +145,11 @@ class ConnectionPool:
         self._idle: list[_Connection] = []
         self._slots = asyncio.Semaphore(size)
 
-    async def post(self, body: bytes) -> Reply:
+    async def post(self, body: bytes, withdrawn: Callable[[], bool] = lambda: False) -> Reply:
+        """POST `body`; once a connection is free, `withdrawn()` true means Withdrawn, nothing sent."""
         async with self._slots:
+            if withdrawn():
+                raise Withdrawn
             connection = await self._connection()
             try:
                 reply = await connection.exchange(self._frame(connection, body), self.timeout)

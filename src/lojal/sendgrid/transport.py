@@ -3,7 +3,8 @@ timeouts, and SendGrid's answers mapped to the delivery contract's outcomes.
 
     202                      sent (X-Message-Id, accepted_at); 200 = sandbox mode (validated, not delivered)
     400, 413, other 4xx      rejected, with SendGrid's error text (never retried)
-    401, 403                 auth: the backend stops the run
+    401, 403                 auth: the backend stops the run; requests of the same call still
+                             waiting for a connection are not posted (answered as refused, not sent)
     429                      wait for X-RateLimit-Reset (plus jitter) and send again, at most
                              max_rate_wait seconds in total, then failed
     5xx                      failed (the ledger retries it in a later attempt)
@@ -36,7 +37,7 @@ from datetime import datetime, timezone
 import httpx
 
 from lojal.delivery.base import FAILED, REJECTED, SENT, UNKNOWN
-from lojal.sendgrid.connection import ConnectionPool, Reply
+from lojal.sendgrid.connection import ConnectionPool, Reply, Withdrawn
 
 MAIL_SEND_PATH = "/v3/mail/send"
 # Raised before the request was completely written: SendGrid cannot have accepted it.
@@ -87,7 +88,9 @@ class Transport:
         return f"Transport({self._url}, concurrency={self.concurrency})"
 
     def post_many(self, bodies: Sequence[bytes]) -> list[Answer]:
-        """Post every body, at most `concurrency` at once; answers in the order given."""
+        """Post every body, at most `concurrency` at once; answers in the order given. Once SendGrid
+        refuses the key (401, 403), the bodies still waiting for a slot are not posted: each gets
+        that refusal, as not sent."""
         return self._run(self._post_all(bodies))
 
     def post(self, body: bytes) -> Answer:
@@ -96,9 +99,10 @@ class Transport:
     async def _post_all(self, bodies: Sequence[bytes]) -> list[Answer]:
         if self._exchange is None:
             self._exchange = self._open()
-        return list(await asyncio.gather(*(self._post(body) for body in bodies)))
+        refused: list[Answer] = []  # this call's first refusal of the key
+        return list(await asyncio.gather(*(self._post(body, refused) for body in bodies)))
 
-    def _open(self) -> Callable[[bytes], Awaitable[Reply]]:
+    def _open(self) -> Callable[..., Awaitable[Reply]]:
         connect_timeout, timeout = self._timeouts
         if self._httpx_transport is None:
             pool = ConnectionPool(self._url, self._head, size=self.concurrency, connect_timeout=connect_timeout,
@@ -110,17 +114,19 @@ class Transport:
         slots = asyncio.Semaphore(self.concurrency)
         self._closers.append(client.aclose)
 
-        async def exchange(body: bytes) -> Reply:
+        async def exchange(body: bytes, withdrawn: Callable[[], bool] = lambda: False) -> Reply:
             async with slots:
+                if withdrawn():
+                    raise Withdrawn
                 response = await client.post(self._url, content=body)
                 return Reply(response.status_code, response.headers, response.text)
         return exchange
 
-    async def _post(self, body: bytes) -> Answer:
+    async def _post(self, body: bytes, refused: list[Answer]) -> Answer:
         tries, waited = 0, 0.0
         while True:
             try:
-                reply = await self._exchange(body)
+                reply = await self._exchange(body, lambda: bool(refused))
             except NOT_SENT as exc:
                 if tries < self.connect_retries:
                     tries += 1
@@ -129,8 +135,14 @@ class Transport:
                 return Answer(FAILED, error=f"request not sent after {tries + 1} tries: {_describe(exc)}")
             except httpx.TransportError as exc:
                 return Answer(UNKNOWN, error=f"no answer after the request was sent: {_describe(exc)}")
+            except Withdrawn:
+                first = refused[0]
+                return Answer(None, status=first.status, error=f"not sent: {first.error}")
             if reply.status != 429:
-                return answer_for(reply.status, reply.headers, reply.text)
+                answer = answer_for(reply.status, reply.headers, reply.text)
+                if answer.auth_refused and not refused:
+                    refused.append(answer)
+                return answer
             pause = self._rate_pause(reply.headers)
             if waited + pause > self.max_rate_wait:
                 return Answer(FAILED, status=429, error=(
