@@ -197,6 +197,21 @@ def test_a_configured_scheduler_address_places_batches_on_that_cluster():
         assert where.in_flight == 3 and where.where == "this process, 3 batches at a time"
 
 
+
+def test_the_local_cluster_runs_no_profiler_nobody_could_see():
+    """`--dask-local N` starts no dashboard, so its workers run no statistical profiler either."""
+    from distributed import Client
+
+    from lojal.runner import _local_cluster
+
+    with _local_cluster(1) as cluster, Client(cluster) as client:
+        callbacks = client.run(lambda dask_worker: sorted(dask_worker.periodic_callbacks))
+    [names] = callbacks.values()
+    assert "profile" not in names and "profile-cycle" not in names and "heartbeat" in names, names
+    with Client(processes=False, n_workers=1, dashboard_address=None) as plain:  # Dask's default, for contrast
+        [names] = plain.run(lambda dask_worker: sorted(dask_worker.periodic_callbacks)).values()
+    assert "profile" in names
+
 def test_a_scheduler_that_does_not_answer_is_one_clear_error_before_anything_runs(tmp_path):
     import socket
 

@@ -173,10 +173,7 @@ def placement(runner: Runner, dask_local: int | None) -> Iterator[Placement]:
     set, so one batch renders while another waits for the database or SendGrid); on a local Dask cluster of
     `dask_local` worker processes started for this run; or on the scheduler at `runner.dask_address`."""
     if dask_local:
-        from distributed import LocalCluster
-
-        with LocalCluster(n_workers=dask_local, threads_per_worker=1, processes=True,
-                          dashboard_address=None) as cluster:
+        with _local_cluster(dask_local) as cluster:
             yield _dask(cluster.scheduler_address, runner.batches_in_flight or 2 * dask_local,
                         f"a local Dask cluster of {dask_local} worker processes")
         return
@@ -189,6 +186,19 @@ def placement(runner: Runner, dask_local: int | None) -> Iterator[Placement]:
     threads = runner.batches_in_flight or 1
     yield Placement(ThreadPoolTaskRunner(max_workers=threads), threads,
                     "this process" if threads == 1 else f"this process, {threads} batches at a time")
+
+
+@contextmanager
+def _local_cluster(workers: int):
+    """`workers` Dask worker processes of one thread each, without a dashboard, so without Dask's
+    statistical profiler either (nobody could see it; it sampled every thread every 10 ms, about 4%
+    of a worker's Python time in a night's profile)."""
+    import dask
+    from distributed import LocalCluster
+
+    with dask.config.set({"distributed.worker.profile.enabled": False}), \
+            LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        yield cluster
 
 
 def _dask(address: str, in_flight: int, where: str) -> Placement:
