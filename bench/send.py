@@ -4,7 +4,11 @@ default (one connection per request, one thread), in the same run; then Event We
 into PostgreSQL (`lojal webhook serve` as its own process) against one transaction per event.
 
     .venv/bin/python bench/send.py [--messages 100000] [--naive-messages 20000] [--path-messages 20000]
-                                   [--events 100000] [--json]
+                                   [--window-size 16 --window-size 64] [--events 100000] [--json]
+
+The whole delivery path (`pipeline.deliver`: the ledger claimed and settled per window) runs once
+per `--window-size` (`delivery.window_size`, default 64) on each store, with the CPU per message of
+the run's process, the local SendGrid and (on PostgreSQL) the database server.
 
 Every message is checked afterwards by the local SendGrid's own count: accepted exactly once,
 0 duplicates. Every event is checked in PostgreSQL: all stored, none twice.
@@ -25,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+from proc_cpu import TICKS, cpu_ticks_by_pid, process_kind
 
 PROJECT = Path(__file__).resolve().parents[1]
 LOJAL = str(Path(sys.executable).parent / "lojal")
@@ -107,8 +112,9 @@ def official(url: str, count: int, html_kb: int, offset: int) -> dict:
             "client_cpu_ms_per_message": cpu / count * 1000}
 
 
-def whole_path(url: str, store_url: str, count: int, html_kb: int, concurrency: int, offset: int) -> dict:
-    """`lojal.pipeline.deliver` as a run calls it: every window of `concurrency` messages committed
+def whole_path(url: str, store_url: str, count: int, html_kb: int, concurrency: int, offset: int,
+               window_size: int) -> dict:
+    """`lojal.pipeline.deliver` as a run calls it: every window of `window_size` messages committed
     `sending` in the ledger before its requests leave, each message settled after (claim/settle)."""
     from datetime import date
 
@@ -126,18 +132,26 @@ def whole_path(url: str, store_url: str, count: int, html_kb: int, concurrency: 
     night = date(2026, 11, 24)
     ids = range(offset, offset + count)
     rows = ledger.plan(engine, "win_back", night, pd.DataFrame({"customer_id": list(ids), "occasion_key": "once"}))
+    ledger.refresh_statistics(engine)  # as a night does after recording (else the first run meets stale statistics)
     prepared = [dataclasses.replace(m, message_id=mid, custom_args={**m.custom_args, "lojal_message_id": mid})
                 for m, mid in zip(messages(count, html_kb, offset), rows["message_id"])]
-    settings = Delivery(backend="sendgrid", sendgrid=SendGridSettings(concurrency=concurrency))
+    settings = Delivery(backend="sendgrid", window_size=window_size, sendgrid=SendGridSettings(concurrency=concurrency))
     backend = SendGridBackend(settings.sendgrid, Tracking(), api_key=KEY, base_url=url)
-    started, cpu = time.perf_counter(), time.process_time()
+    started, cpu, database = time.perf_counter(), time.process_time(), postgres_cpu_seconds()
     outcome = deliver(engine, backend, prepared, night, settings)
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    database = postgres_cpu_seconds() - database
     backend.finish()
     sent = ledger.state_counts(engine)
     engine.dispose()
-    return {"messages": count, "seconds": seconds, "per_s": count / seconds, "ledger": dict(sent),
-            "delivered": outcome.delivered, "client_cpu_ms_per_message": cpu / count * 1000}
+    return {"messages": count, "window_size": window_size, "seconds": seconds, "per_s": count / seconds,
+            "ledger": dict(sent), "delivered": outcome.delivered, "client_cpu_ms_per_message": cpu / count * 1000,
+            "database_cpu_ms_per_message": database / count * 1000 if store_url.startswith("postgresql") else None}
+
+
+def postgres_cpu_seconds() -> float:
+    """User + system CPU seconds of every PostgreSQL process now (its server for all databases)."""
+    return sum(ticks for pid, ticks in cpu_ticks_by_pid().items() if process_kind(pid) == "PostgreSQL") / TICKS
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -157,10 +171,10 @@ def bench_send(args) -> dict:
         naive = official(url, args.naive_messages, args.html_kb, offset=args.messages)
         naive["server_cpu_ms_per_message"], server_cpu = _cpu_since(proc.pid, server_cpu, args.naive_messages)
         paths, offset = {}, args.messages + args.naive_messages
-        for name, store_url in _stores(args):
-            paths[name] = whole_path(url, store_url, args.path_messages, args.html_kb, args.concurrency, offset)
-            paths[name]["server_cpu_ms_per_message"], server_cpu = _cpu_since(proc.pid, server_cpu,
-                                                                              args.path_messages)
+        for (name, store_url), size in ((store, size) for store in _stores(args) for size in args.window_size):
+            key = f"{name}, windows of {size}"
+            paths[key] = whole_path(url, store_url, args.path_messages, args.html_kb, args.concurrency, offset, size)
+            paths[key]["server_cpu_ms_per_message"], server_cpu = _cpu_since(proc.pid, server_cpu, args.path_messages)
             offset += args.path_messages
         stats = httpx.get(f"{url}/_local/stats").json()
     finally:
@@ -333,7 +347,9 @@ def main() -> None:
                         help="messages through the whole delivery path (ledger claim/settle), per store (0: skip)")
     parser.add_argument("--html-kb", type=int, default=16, help="size of each message's HTML part")
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--window", type=int, default=256, help="messages per send_batch call")
+    parser.add_argument("--window", type=int, default=256, help="messages per send_batch call (pooled transport)")
+    parser.add_argument("--window-size", type=int, action="append",
+                        help="delivery.window_size of the whole delivery path (repeat to compare; default 64)")
     parser.add_argument("--events", type=int, default=100_000, help="webhook events (0: skip)")
     parser.add_argument("--batch", type=int, default=1000, help="events per webhook post")
     parser.add_argument("--posters", type=int, default=4, help="webhook posts in flight at once")
@@ -341,6 +357,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     args.naive_messages = min(args.naive_messages, args.messages)
+    args.window_size = args.window_size or [64]
     report = {"send": bench_send(args)}
     if args.events and not postgres_reachable():
         print(f"PostgreSQL not reachable at {POSTGRES_URL}: the webhook figure is skipped "
@@ -363,9 +380,12 @@ def main() -> None:
         print(f"  {name}: CPU per message {part['client_cpu_ms_per_message']:.2f} ms in the client, "
               f"{part['server_cpu_ms_per_message']:.2f} ms in the local SendGrid")
     for name, part in send["whole_delivery_path"].items():
-        print(f"  whole delivery path (pipeline.deliver, ledger on {name}, windows of {args.concurrency}): "
-              f"{part['messages']:,} messages in {part['seconds']:.1f} s = {part['per_s']:,.0f} msg/s, "
-              f"{part['client_cpu_ms_per_message']:.2f} ms CPU per message in the run's process; ledger {part['ledger']}")
+        database = (f", {part['database_cpu_ms_per_message']:.3f} ms in PostgreSQL"
+                    if part["database_cpu_ms_per_message"] is not None else "")
+        print(f"  whole delivery path (pipeline.deliver, ledger on {name}, {args.concurrency} in flight): "
+              f"{part['messages']:,} messages in {part['seconds']:.1f} s = {part['per_s']:,.0f} msg/s; CPU per message "
+              f"{part['client_cpu_ms_per_message']:.3f} ms in the run's process, {part['server_cpu_ms_per_message']:.3f} ms "
+              f"in the local SendGrid{database}; ledger {part['ledger']}")
     print(f"  ratio {send['ratio']:.1f}x; local SendGrid counted {send['local_sendgrid']} "
           f"exactly once: {send['exactly_once']}")
     if args.events:
