@@ -1,10 +1,12 @@
 """lojal.store.read.read_frame: on PostgreSQL the COPY path gives exactly pandas.read_sql's frame."""
 
+import threading
+import time
 from datetime import date, datetime
 
 import pandas as pd
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, literal_column, select
 
 from lojal.store import connect, init_schema, schema
 from lojal.store.read import read_frame, read_frames
@@ -57,6 +59,35 @@ def test_copy_reads_what_read_sql_reads(postgres_url):
     engine.dispose()
     assert len(expected) == 0 and len(got) == 0  # an empty table too
 
+
+
+@pytest.mark.postgres
+def test_the_reads_beside_each_other_see_one_moment_on_postgresql(postgres_url):
+    """An order committed while the store is read (after the first reads, before the last) is in none
+    of the frames: both connections read the snapshot taken when the read began."""
+    engine = connect(postgres_url)
+    init_schema(engine)
+    customers, orders, _ = _rows()
+    with engine.begin() as conn:
+        conn.execute(insert(schema.customers), customers)
+        conn.execute(insert(schema.orders), orders[:-1])
+    count = select(func.count().label("n")).select_from(schema.orders)
+    sleep = select(literal_column("1").label("slept")).select_from(func.pg_sleep(1.5))
+
+    def import_meanwhile():
+        time.sleep(0.5)
+        with engine.begin() as conn:
+            conn.execute(insert(schema.orders), orders[-1:])
+
+    importer = threading.Thread(target=import_meanwhile)
+    importer.start()
+    frames = read_frames(engine, {"beside": count, "asleep": sleep, "after": count})
+    importer.join()
+    with engine.connect() as conn:
+        now = conn.execute(count).scalar_one()
+    engine.dispose()
+    assert now == len(orders)  # the import did commit during the read
+    assert frames["beside"]["n"].tolist() == frames["after"]["n"].tolist() == [len(orders) - 1]
 
 def test_sqlite_is_read_sql(tmp_path):
     engine = connect(f"sqlite:///{tmp_path / 's.db'}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import pandas as pd
 import pyarrow as pa
@@ -51,21 +52,46 @@ def read_frame(conn: Connection, query: Select) -> pd.DataFrame:
 
 
 def read_frames(engine: Engine, queries: dict[str, Select]) -> dict[str, pd.DataFrame]:
-    """`read_frame` of each query, by name. On PostgreSQL two at a time, each on its own connection,
-    the first named (put the largest first) beside the others: the server writing one COPY and
-    pyarrow parsing another both run without the GIL, so the two overlap. Elsewhere one after
-    another on one connection (an in-memory SQLite store is one connection's own)."""
-    def read(names: list[str]) -> dict[str, pd.DataFrame]:
-        with engine.connect() as conn:
-            return {name: read_frame(conn, queries[name]) for name in names}
-
+    """`read_frame` of each query, by name, all as of one moment. On PostgreSQL two at a time, each on
+    its own connection, the first named (put the largest first) beside the others: the server writing
+    one COPY and pyarrow parsing another both run without the GIL, so the two overlap; both
+    connections read one snapshot (REPEATABLE READ, the second importing the first's exported
+    snapshot), so an import committing meanwhile is seen by none of the reads, not by some. Elsewhere
+    one after another on one connection (an in-memory SQLite store is one connection's own)."""
     if engine.dialect.name != "postgresql":
-        return read(list(queries))
+        with engine.connect() as conn:
+            return _read(conn, queries, list(queries))
     first, *rest = queries
-    with ThreadPoolExecutor(1, thread_name_prefix="lojal-read") as pool:
-        largest = pool.submit(read, [first])
-        frames = read(rest)
+    with _snapshot_connection(engine) as (conn, snapshot), \
+            ThreadPoolExecutor(1, thread_name_prefix="lojal-read") as pool:
+        largest = pool.submit(_read_in_snapshot, engine, snapshot, queries, [first])
+        frames = _read(conn, queries, rest)
         return {**largest.result(), **frames}
+
+
+def _read(conn: Connection, queries: dict[str, Select], names: list[str]) -> dict[str, pd.DataFrame]:
+    return {name: read_frame(conn, queries[name]) for name in names}
+
+
+@contextmanager
+def _snapshot_connection(engine: Engine) -> Iterator[tuple[Connection, str]]:
+    """A REPEATABLE READ transaction on PostgreSQL and its exported snapshot's id."""
+    with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn, conn.begin():
+        yield conn, conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one()
+
+
+def _read_in_snapshot(engine: Engine, snapshot: str, queries: dict[str, Select], names: list[str]) -> dict[str, pd.DataFrame]:
+    with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn, conn.begin():
+        conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{_snapshot_id(snapshot)}'")
+        return _read(conn, queries, names)
+
+
+def _snapshot_id(snapshot: str) -> str:
+    """PostgreSQL's own id (hex digits and dashes), checked before it goes into SQL text (SET
+    TRANSACTION SNAPSHOT takes no parameters)."""
+    if not all(ch in "0123456789ABCDEFabcdef-" for ch in snapshot):
+        raise ValueError(f"unexpected snapshot id {snapshot!r}")
+    return snapshot
 
 
 def _one_chunk(table: pa.Table) -> pa.Table:
