@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import os
 import re
@@ -156,8 +157,7 @@ def postgres_cpu_seconds() -> float:
 
 def process_cpu_seconds(pid: int) -> float:
     """user + system CPU seconds of another process (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return cpu_ticks_by_pid().get(pid, 0) / TICKS
 
 
 def bench_send(args) -> dict:
@@ -171,7 +171,7 @@ def bench_send(args) -> dict:
         naive = official(url, args.naive_messages, args.html_kb, offset=args.messages)
         naive["server_cpu_ms_per_message"], server_cpu = _cpu_since(proc.pid, server_cpu, args.naive_messages)
         paths, offset = {}, args.messages + args.naive_messages
-        for (name, store_url), size in ((store, size) for store in _stores(args) for size in args.window_size):
+        for (name, store_url), size in itertools.product(_stores(args), args.window_size):
             key = f"{name}, windows of {size}"
             paths[key] = whole_path(url, store_url, args.path_messages, args.html_kb, args.concurrency, offset, size)
             paths[key]["server_cpu_ms_per_message"], server_cpu = _cpu_since(proc.pid, server_cpu, args.path_messages)

@@ -776,7 +776,7 @@ def _delivery_pass(engine: Engine, backend: DeliveryBackend, queue: list[Outgoin
     returns the messages to try again. A window's results are settled in the same transaction that
     claims the next window (one commit per window); the first window is claimed on its own."""
     retry: list[OutgoingMessage] = []
-    size = max(1, settings.window_size, int(backend.concurrency))
+    size = max(settings.window_size, int(backend.concurrency))
     windows = [queue[start:start + size] for start in range(0, len(queue), size)]
     attempts = ledger.claim(engine, [m.message_id for m in windows[0]], night, backend.name) if windows else {}
     with engine.connect() as conn:  # one connection for the pass: no pool check-out per window
