@@ -79,17 +79,21 @@ def write_shop(url: str, shop) -> None:
     engine.dispose()
 
 
-def project_copy(root: Path) -> Path:
-    """The shipped project, delivering through SendGrid (the local one) in batches of 1,000."""
+def project_copy(root: Path, batch_size: int | None = None) -> tuple[Path, int]:
+    """The shipped project, delivering through SendGrid (the local one), in batches of `batch_size`
+    (None: the shipped config's); returns the project's root and its batch size."""
     import yaml
+
+    from lojal.config import Delivery
 
     for folder in ("config", "segments", "templates"):
         shutil.copytree(PROJECT / folder, root / folder)
     sender = root / "config" / "sender.yaml"
     settings = yaml.safe_load(sender.read_text())
-    settings["delivery"].update({"backend": "sendgrid", "batch_size": 1000})
+    settings["delivery"]["backend"] = "sendgrid"
+    settings["delivery"]["batch_size"] = batch_size or settings["delivery"].get("batch_size", Delivery().batch_size)
     sender.write_text(yaml.safe_dump(settings))
-    return root
+    return root, settings["delivery"]["batch_size"]
 
 
 def start_local_sendgrid():
@@ -158,11 +162,11 @@ def peak_memory_mb() -> dict[str, float]:
     return {"bench_process": round(own, 1), "largest_finished_child": round(children, 1)}
 
 
-def one_night(customers: int, runner: str, url: str, work: Path) -> dict:
+def one_night(customers: int, runner: str, url: str, work: Path, batch_size: int | None = None) -> dict:
     import httpx
 
     dask_local = int(runner[4:]) if runner.startswith("dask") else None
-    root = project_copy(work / f"{runner}-{customers}")
+    root, batch_size = project_copy(work / f"{runner}-{customers}", batch_size)
     proc, sendgrid_url = start_local_sendgrid()  # its own per night: the same message ids recur across runners
     try:
         os.environ.update({"LOJAL_DATABASE_URL": url, "LOJAL_HOME": str(root / "state"),
@@ -182,7 +186,8 @@ def one_night(customers: int, runner: str, url: str, work: Path) -> dict:
     cores = {"night": sampler.cores(), **{k: sampler.cores(spans[k][0].timestamp(), spans[k][1].timestamp())
                                          for k in CPU_STAGES if k in spans}}
     messages = sum(c["rendered"] for c in result["campaigns"])
-    return {"customers": customers, "runner": runner, "night_seconds": round(seconds, 2),
+    return {"customers": customers, "runner": runner, "batch_size": batch_size,
+            "night_seconds": round(seconds, 2),
             "stages_seconds": {k: round(v, 2) for k, v in stages.items()}, "task_runs": task_runs,
             "stages_from_to": offsets,
             "messages": messages, "delivered": sum(c["delivered"] for c in result["campaigns"]),
@@ -223,7 +228,7 @@ def bench(args) -> list[dict]:
                     _, t_write = timed(write_shop, url, shop)
                 print(f"  {runner}: store {'copied' if args.reuse_shop else 'written with COPY'} in {t_write:.1f} s; "
                       "running the night...", flush=True)
-                report = one_night(customers, runner, url, Path(tmp))
+                report = one_night(customers, runner, url, Path(tmp), args.batch_size)
                 report.update({**shop_size(url), "generate_seconds": round(t_generate, 2),
                                "write_store_seconds": round(t_write, 2)})
                 reports.append(report)
@@ -259,7 +264,7 @@ def shop_size(url: str) -> dict[str, int]:
 
 
 def print_report(r: dict) -> None:
-    print(f"  {r['runner']}, {r['customers']:,} customers: night {r['night_seconds']:.1f} s "
+    print(f"  {r['runner']}, {r['customers']:,} customers, batches of up to {r['batch_size']:,}: night {r['night_seconds']:.1f} s "
           f"({r['microseconds_per_customer']:.0f} µs/customer), {r['messages']:,} messages, "
           f"{r['delivered']:,} delivered, {r['failed']} failed; local SendGrid accepted {r['accepted_by_local_sendgrid']:,}, "
           f"duplicates {r['duplicates_at_local_sendgrid']}; tracking report "
@@ -299,6 +304,7 @@ def main() -> None:
     parser.add_argument("--runner", action="append", help="default or daskN (N local worker processes)")
     parser.add_argument("--database-url", default=POSTGRES_URL, help="a PostgreSQL server (databases are made there)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--batch-size", type=int, help="delivery.batch_size for the nights (default: the shipped one)")
     parser.add_argument("--reuse-shop", action="store_true", help=(
         "keep each size's written shop in a database (lojal_bench_night_shop_<N>) and copy it for each "
         "run instead of generating and writing it again: for comparing code on the same shop; drop "

@@ -130,3 +130,16 @@ def test_the_night_prepared_with_the_fit_beside_the_rest_equals_the_one_prepared
         ours, theirs = getattr(night.recommender.model, name), getattr(step_by_step, name)
         assert ours.shape == theirs.shape and (ours != theirs).nnz == 0, name
     assert step_by_step.due.nnz > 100
+
+
+def test_a_campaigns_batches_are_even_and_as_many_as_a_multiple_of_the_batches_running_at_once():
+    rows = pd.DataFrame({"message_id": [f"m{i}" for i in range(89_550)]})
+    parts = pipeline.batches(rows, 4_000, 4)
+    sizes = [len(p) for p in parts]
+    assert len(parts) == 24 and max(sizes) <= 4_000 and max(sizes) - min(sizes) <= 1
+    assert pd.concat(parts)["message_id"].tolist() == rows["message_id"].tolist()  # each row once, in order
+    assert [len(p) for p in pipeline.batches(rows.iloc[:661], 1_000, 4)] == [165, 165, 166, 165]
+    # never cut below a tenth of the batch size, however many run at once
+    assert [len(p) for p in pipeline.batches(rows.iloc[:150], 1_000, 4)] == [150]
+    assert [len(p) for p in pipeline.batches(rows.iloc[:2_500], 1_000, 1)] == [833, 834, 833]
+    assert pipeline.batches(rows.iloc[:0], 1_000, 4) == []

@@ -447,8 +447,17 @@ def _carried_over(night: Night, rows: pd.DataFrame) -> tuple[pd.DataFrame, dict[
     return pd.DataFrame(keep, columns=rows.columns), expired
 
 
-def batches(frame: pd.DataFrame, size: int) -> list[pd.DataFrame]:
-    return [frame.iloc[i:i + size] for i in range(0, len(frame), size)]
+def batches(frame: pd.DataFrame, size: int, parallel: int = 1) -> list[pd.DataFrame]:
+    """`frame` in batches of at most `size` rows, as even as can be, and as many as a multiple of
+    `parallel` (the batches run at once) where that keeps them at least a tenth of `size`: a
+    campaign's last round of batches keeps every worker busy to the end instead of leaving one batch
+    to finish alone, and a small campaign is not cut into tasks costing more than their work."""
+    if not len(frame):
+        return []
+    count, parallel = -(-len(frame) // size), max(1, parallel)
+    count = max(count, min(-(-count // parallel) * parallel, len(frame) // max(1, size // 10)))
+    bounds = np.linspace(0, len(frame), count + 1).round().astype(int)
+    return [frame.iloc[start:end] for start, end in zip(bounds[:-1], bounds[1:])]
 
 
 def build_messages(night: Night, campaign: Campaign, batch: pd.DataFrame) -> tuple[list[OutgoingMessage], dict[str, str]]:

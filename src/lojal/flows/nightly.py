@@ -175,7 +175,7 @@ def run_campaign(campaign_id: str, run_date: date, project_dir: str, store: str,
     night = worker_night.night_for(project_dir, run_date, store, run_token)
     plan = next(p for p in night.plans if p.campaign.id == campaign_id)
     summary = pipeline.summary_for(plan)
-    batches = pipeline.batches(plan.pending, night.project.config.sender.delivery.batch_size)
+    batches = pipeline.batches(plan.pending, night.project.config.sender.delivery.batch_size, in_flight)
     observer().campaign_started(campaign_id, len(plan.pending))
     _tag_flow_run(campaign_tags(campaign_id))
     fixed = dict(project_dir=project_dir, run_date=run_date, store=store, run_token=run_token,
