@@ -291,7 +291,9 @@ class Delivery(_Strict):
     backend: Literal["outbox", "sendgrid"] = Field(default="outbox", description=(
         "outbox writes .eml files and request bodies under <state>/outbox/; sendgrid posts to the v3 Mail Send "
         "API (`lojal run --delivery` overrides this for one run)"))
-    batch_size: int = Field(default=1000, ge=1, le=10000)
+    batch_size: int = Field(default=4000, ge=1, le=10000, description=(
+        "recipients per Prefect task (send-batch) at most; a campaign's batches are cut evenly, as many as a "
+        "multiple of the batches running at once where each keeps at least a tenth of this"))
     window_size: int = Field(default=64, ge=1, le=1000, description=(
         "messages committed `sending` together before their requests leave and settled together after, one "
         "transaction between windows (at least the backend's concurrency); a crash leaves at most one window "
