@@ -87,9 +87,11 @@ class Recommender:
         self.item_price = pd.to_numeric(catalogue["price"], errors="coerce").to_numpy(float)
         self.margin = margin
         self.column_of = pd.Index(model.inter.skus.astype(str))
+        self._column_by_sku = {sku: column for column, sku in enumerate(self.column_of)}
         self._neighbours_csc = model.neighbours.tocsc()
         self._text_fields = {f: [_text(v) for v in catalogue[f]] for f in
                              ("title", "category", "currency", "image_url", "product_url")}
+        self._products: dict[int, dict] = {}
 
     # -- the pipeline's entry point ----------------------------------------------------------
     def recommend(self, customer_ids: Sequence[int] | np.ndarray, spec: RecommendationSpec,
@@ -120,7 +122,7 @@ class Recommender:
                     trigger_skus: Mapping[int, Sequence[str]] | None,
                     allowed: np.ndarray | None = None) -> list[list[Pick]]:
         rows = self.model.inter.rows_of(ids)
-        triggers = rules.trigger_columns(trigger_skus, ids, self.column_of)
+        triggers = rules.trigger_columns(trigger_skus, ids, self._column_by_sku)
         # room for what de-duplication and the category cap skip before the next strategy takes over
         width = 4 * blend.total + 50
         needed = list(dict.fromkeys([s for s, _ in blend.slots] + list(blend.fallbacks)))
@@ -161,15 +163,22 @@ class Recommender:
 
     # -- reasons ----------------------------------------------------------------------------
     def _describe(self, row: int, pick: Pick, slot: int) -> Recommendation:
-        text = {f: values[pick.item] for f, values in self._text_fields.items()}
         code = REASON_OF_STRATEGY[pick.strategy]
         params = self._reason_params(code, row, pick.item)
         if code == "reorder_due":
             code, params = reorder_reason(params["days"], params["product"])
-        return Recommendation(
-            sku=str(self.model.inter.skus[pick.item]), price=float(self.item_price[pick.item]),
-            strategy=pick.strategy, slot=slot, reason_code=code, reason_params=params,
-            reason=reason_text(code, params), score=pick.score, **text)
+        return Recommendation(strategy=pick.strategy, slot=slot, reason_code=code, reason_params=params,
+                              reason=reason_text(code, params), score=pick.score, **self._product(pick.item))
+
+    def _product(self, item: int) -> dict:
+        """The item's sku, price and texts, made once per item (a night describes the same products
+        for hundreds of thousands of customers)."""
+        fields = self._products.get(item)
+        if fields is None:
+            fields = {"sku": str(self.model.inter.skus[item]), "price": float(self.item_price[item]),
+                      **{f: values[item] for f, values in self._text_fields.items()}}
+            self._products[item] = fields
+        return fields
 
     def _reason_params(self, code: str, row: int, item: int) -> dict:
         inter = self.model.inter

@@ -212,7 +212,10 @@ class Picker:
 
 
 def trigger_columns(trigger_skus: Mapping[int, Sequence[str]] | None, customer_ids: Sequence[int],
-                    column_of: pd.Index) -> list[list[int]]:
+                    column_of: Mapping[str, int]) -> list[list[int]]:
+    """Each customer's trigger SKUs as columns (-1: not in the interactions). `column_of`: column by
+    SKU, a dict (an Index lookup per customer built a string array each time: 5.2 of 92 s in a
+    profile of recording a 1M-customer night)."""
     if not trigger_skus:
         return [[] for _ in customer_ids]
-    return [list(column_of.get_indexer([str(s) for s in trigger_skus.get(int(c), ())])) for c in customer_ids]
+    return [[column_of.get(str(s), -1) for s in trigger_skus.get(int(c), ())] for c in customer_ids]
