@@ -83,6 +83,31 @@ def test_the_numbers_of_one_night(store):
 
 
 
+def test_revenue_is_exact_each_price_rounded_to_the_cent_half_to_even_and_orders_by_their_night(store):
+    """Prices stored to four decimals count to the cent as written (2.675 -> 2.68 and 1.005 -> 1.00,
+    half to even, not as binary floats round them), times the quantity, summed exactly. An order at
+    the very start of the night and one 5 days later (the window's end, excluded) sit on the edges."""
+    night = datetime.combine(NIGHT, datetime.min.time())
+    with store.begin() as conn:
+        conn.execute(schema.orders.insert(), [
+            {"order_id": 500, "customer_id": 7, "placed_at": night, "currency": "NOK"},
+            {"order_id": 501, "customer_id": 7, "placed_at": night + timedelta(days=5), "currency": "NOK"},
+            {"order_id": 502, "customer_id": 7, "placed_at": night - timedelta(days=90), "currency": "NOK"},
+            {"order_id": 503, "customer_id": 7, "placed_at": night - timedelta(days=91), "currency": "NOK"}])
+        conn.execute(schema.order_lines.insert(), [
+            {"order_id": 500, "line_no": 1, "sku": "P1", "quantity": 3, "unit_price": 2.675},
+            {"order_id": 500, "line_no": 2, "sku": "P1", "quantity": 1, "unit_price": 1.005},
+            {"order_id": 500, "line_no": 3, "sku": "P1", "quantity": 2, "unit_price": 0.125},
+            {"order_id": 501, "line_no": 1, "sku": "P1", "quantity": 1, "unit_price": 1000},
+            {"order_id": 502, "line_no": 1, "sku": "P1", "quantity": 1, "unit_price": 12.3456},
+            {"order_id": 503, "line_no": 1, "sku": "P1", "quantity": 1, "unit_price": 77}])
+    campaign = gather(store, NIGHT, NIGHT, "NOK", window_days=5, min_sample=10).campaigns[0]
+    # mailed: customers 1-6 as before (199.90 x 9), and customer 7: 3 x 2.68 + 1.00 + 2 x 0.12 = 9.28
+    assert campaign.lift.mailed.revenue == Decimal("199.90") * 9 + Decimal("9.28")
+    assert campaign.lift.mailed.conversions == 7
+    assert str(campaign.lift.mailed.revenue) == "1808.38"
+
+
 def test_a_campaign_with_arms_is_compared_arm_by_arm_in_the_report(store):
     """The arm is the ledger row's `variant` (docs/planning.md): customers 1-15 got arm a, 16-30 arm b."""
     with store.begin() as conn:

@@ -19,9 +19,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
+import numpy as np
+import pandas as pd
 from sqlalchemy import Engine, and_, select
 
 from lojal.store import schema
+from lojal.store.read import read_frame
 from lojal.tracking.attribution import Order, Send, Touch, attribute
 from lojal.tracking.lift import CENT, Lift, Observation, compare_arms, lift
 
@@ -92,21 +95,39 @@ def _events(conn, date_from: date, date_to: date) -> list:
                         .where(ev.c.message_id.in_(sent))).all()
 
 
-def _orders(conn, since: datetime, until: datetime, date_from: date, date_to: date) -> list[Order]:
-    """Orders in [since, until) of the customers mailed or held out on these nights, with their exact
-    revenue and, when the shop passed it through (orders.lojal_message_id), the e-mail they came
-    from: attributed by link first."""
+def _orders(conn, since: datetime, until: datetime, date_from: date, date_to: date) -> pd.DataFrame:
+    """Orders in [since, until) of the customers mailed or held out on these nights, one row each:
+    order_id, customer_id, placed_at, lojal_message_id (the e-mail the shop passed through, when it
+    did: attributed by link first) and `cents`, the exact revenue (each line's price rounded to the
+    cent, half to even, times its quantity, summed in integers)."""
     o, lines, ledger = schema.orders, schema.order_lines, schema.send_ledger
     customers = select(ledger.c.customer_id).where(_mailed_or_held_out(date_from, date_to))
-    rows = conn.execute(select(o.c.order_id, o.c.customer_id, o.c.placed_at, o.c.lojal_message_id, lines.c.quantity,
-                               lines.c.unit_price)
-                        .join(lines, lines.c.order_id == o.c.order_id)
-                        .where(o.c.placed_at >= since, o.c.placed_at < until, o.c.customer_id.in_(customers))).all()
-    totals: dict[int, list] = {}
-    for order_id, customer_id, placed_at, message_id, quantity, unit_price in rows:
-        entry = totals.setdefault(order_id, [customer_id, placed_at, Decimal(0), message_id])
-        entry[2] += _money(unit_price) * int(quantity)
-    return [Order(oid, cid, placed, revenue, mid) for oid, (cid, placed, revenue, mid) in totals.items()]
+    rows = read_frame(conn, select(o.c.order_id, o.c.customer_id, o.c.placed_at, o.c.lojal_message_id,
+                                   lines.c.quantity, lines.c.unit_price)
+                      .join(lines, lines.c.order_id == o.c.order_id)
+                      .where(o.c.placed_at >= since, o.c.placed_at < until, o.c.customer_id.in_(customers)))
+    rows["placed_at"] = pd.to_datetime(rows["placed_at"])
+    prices, where = np.unique(rows["unit_price"].to_numpy(dtype=float), return_inverse=True)
+    cents = np.array([int(_money(p).scaleb(2)) for p in prices], dtype=np.int64)[where.reshape(-1)]
+    rows = rows.assign(cents=cents * rows["quantity"].to_numpy(dtype=np.int64))
+    heads = rows.drop_duplicates("order_id").set_index("order_id")
+    orders = heads[["customer_id", "placed_at", "lojal_message_id"]].assign(
+        cents=rows.groupby("order_id")["cents"].sum())
+    return orders.reset_index().sort_values(["customer_id", "placed_at", "order_id"], kind="stable", ignore_index=True)
+
+
+def _order_objects(orders: pd.DataFrame) -> list[Order]:
+    if orders.empty:
+        return []
+    return [Order(int(oid), int(cid), placed, _revenue(cents), None if pd.isna(mid) else str(mid))
+            for oid, cid, placed, mid, cents in zip(orders["order_id"], orders["customer_id"],
+                                                    orders["placed_at"].dt.to_pydatetime(),
+                                                    orders["lojal_message_id"], orders["cents"])]
+
+
+def _revenue(cents, count: int = 1) -> Decimal:
+    """Exact money from integer cents, as the sum of the orders' Decimals would be (no orders: 0)."""
+    return Decimal(int(cents)).scaleb(-2) if count else Decimal(0)
 
 
 def gather(engine: Engine, date_from: date, date_to: date, currency: str = "NOK", window_days: float = 5,
@@ -129,20 +150,18 @@ def gather(engine: Engine, date_from: date, date_to: date, currency: str = "NOK"
     _count_events(events, by_id, days)
     touches = [Touch(e.message_id, {"clicked": "click", "opened": "open"}[e.event], e.occurred_at, bool(e.machine_open))
                for e in events if e.event in ("clicked", "opened") and e.occurred_at is not None]
-    in_range = [o for o in orders if start <= o.placed_at < end]
+    placed = orders["placed_at"]
+    in_range = _order_objects(orders[((placed >= start) & (placed < end)).to_numpy()])
     for credit in attribute(in_range, send_map, touches, window_days, use_opens):
         night = by_id[credit.message_id].run_date
         row = days[credit.campaign_id][night]
         row.conversions += 1
         row.revenue += credit.revenue
+    observed = _observations(sends, orders, window_days)
     by_campaign: dict[str, list] = defaultdict(list)
-    for r in sends:
-        by_campaign[r.campaign_id].append(r)
-    by_customer: dict[int, list[Order]] = defaultdict(list)
-    for order in orders:
-        by_customer[order.customer_id].append(order)
-    campaigns = [CampaignReport(cid, dict(sorted(d.items())),
-                                *_effects(by_campaign[cid], by_customer, window_days, cuped, confidence, min_sample))
+    for r, observation in zip(sends, observed):
+        by_campaign[r.campaign_id].append((r, observation))
+    campaigns = [CampaignReport(cid, dict(sorted(d.items())), *_effects(by_campaign[cid], confidence, cuped, min_sample))
                  for cid, d in sorted(days.items())]
     return Report(date_from, date_to, currency, window_days, campaigns)
 
@@ -158,20 +177,35 @@ def _count_events(events, by_id, days) -> None:
         days[send.campaign_id][send.run_date].counts[column] += 1
 
 
-def _effects(sends, by_customer: dict[int, list[Order]], window_days, cuped, confidence, min_sample):
-    """One campaign's lift (mailed against held out) and, with arms, its A/B comparison."""
-    observations, arm_rows = [], []
-    for r in sends:
-        night = datetime.combine(r.run_date, time())
-        after = [o for o in by_customer.get(r.customer_id, ()) if night <= o.placed_at < night + timedelta(days=window_days)]
-        before = [o for o in by_customer.get(r.customer_id, ())
-                  if night - timedelta(days=PRE_PERIOD_DAYS) <= o.placed_at < night]
-        revenue = sum((o.revenue for o in after), Decimal(0))
-        pre = sum((o.revenue for o in before), Decimal(0))
-        group = "mailed" if r.state == "sent" else "held_out"
-        observations.append(Observation(group, bool(after), revenue, pre))
-        if group == "mailed":
-            arm_rows.append(Observation(r.variant or "", bool(after), revenue, pre))
+def _observations(sends: list, orders: pd.DataFrame, window_days: float) -> list[Observation]:
+    """Per send, in order: converted (ordered within `window_days` from the start of its night),
+    that revenue, and the customer's spend in the PRE_PERIOD_DAYS before it (CUPED's covariate); the
+    sends joined to their customers' orders at once, money summed in integer cents."""
+    if not sends:
+        return []
+    nights = pd.to_datetime(pd.Series([r.run_date for r in sends]))
+    frame = pd.DataFrame({"send": np.arange(len(sends)), "customer_id": [r.customer_id for r in sends],
+                          "night": nights.to_numpy()})
+    joined = frame.merge(orders[["customer_id", "placed_at", "cents"]], on="customer_id")
+    placed, night = joined["placed_at"], joined["night"]
+    after = ((placed >= night) & (placed < night + pd.Timedelta(timedelta(days=window_days)))).to_numpy()
+    before = ((placed >= night - pd.Timedelta(days=PRE_PERIOD_DAYS)) & (placed < night)).to_numpy()
+    cents, send = joined["cents"].to_numpy(), joined["send"].to_numpy()
+    n = len(sends)
+    sums = {name: np.bincount(send[mask], minlength=n) if not money else
+            pd.Series(cents[mask]).groupby(send[mask]).sum().reindex(range(n), fill_value=0).to_numpy()
+            for name, mask, money in (("bought", after, False), ("revenue", after, True),
+                                      ("had", before, False), ("pre", before, True))}
+    return [Observation("mailed" if r.state == "sent" else "held_out", bool(bought), _revenue(revenue, bought),
+                        _revenue(pre, had))
+            for r, bought, revenue, had, pre in zip(sends, sums["bought"], sums["revenue"], sums["had"], sums["pre"])]
+
+
+def _effects(rows: list, confidence, cuped, min_sample):
+    """One campaign's lift (mailed against held out) and, with arms, its A/B comparison. `rows`:
+    (send, its observation)."""
+    observations = [o for _, o in rows]
+    arm_rows = [Observation(r.variant or "", o.converted, o.revenue, o.pre) for r, o in rows if o.group == "mailed"]
     arms = None
     if len({o.group for o in arm_rows}) > 1:
         arms = compare_arms(arm_rows, confidence, min_sample)
