@@ -190,15 +190,18 @@ def _observations(sends: list, orders: pd.DataFrame, window_days: float) -> list
     placed, night = joined["placed_at"], joined["night"]
     after = ((placed >= night) & (placed < night + pd.Timedelta(timedelta(days=window_days)))).to_numpy()
     before = ((placed >= night - pd.Timedelta(days=PRE_PERIOD_DAYS)) & (placed < night)).to_numpy()
-    cents, send = joined["cents"].to_numpy(), joined["send"].to_numpy()
-    n = len(sends)
-    sums = {name: np.bincount(send[mask], minlength=n) if not money else
-            pd.Series(cents[mask]).groupby(send[mask]).sum().reindex(range(n), fill_value=0).to_numpy()
-            for name, mask, money in (("bought", after, False), ("revenue", after, True),
-                                      ("had", before, False), ("pre", before, True))}
-    return [Observation("mailed" if r.state == "sent" else "held_out", bool(bought), _revenue(revenue, bought),
-                        _revenue(pre, had))
-            for r, bought, revenue, had, pre in zip(sends, sums["bought"], sums["revenue"], sums["had"], sums["pre"])]
+    cents, send = joined["cents"].to_numpy(dtype=np.int64), joined["send"].to_numpy()
+    bought, revenue = _per_send(send[after], cents[after], len(sends))
+    had, pre = _per_send(send[before], cents[before], len(sends))
+    return [Observation("mailed" if r.state == "sent" else "held_out", bool(b), _revenue(v, b), _revenue(p, h))
+            for r, b, v, h, p in zip(sends, bought, revenue, had, pre)]
+
+
+def _per_send(send: np.ndarray, cents: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Orders and their cents per send (0..count-1), summed exactly in integers."""
+    totals = np.zeros(count, np.int64)
+    np.add.at(totals, send, cents)
+    return np.bincount(send, minlength=count), totals
 
 
 def _effects(rows: list, confidence, cuped, min_sample):
