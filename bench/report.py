@@ -170,6 +170,16 @@ def timed(fn, *args):
     return result, time.perf_counter() - wall, time.process_time() - cpu
 
 
+def _database(what: str) -> None:
+    """DROP, or (re)CREATE, the bench's own PostgreSQL database."""
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text('DROP DATABASE IF EXISTS "lojal_bench_report" WITH (FORCE)'))
+        if what == "CREATE":
+            conn.execute(text('CREATE DATABASE "lojal_bench_report"'))
+    admin.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--customers", type=int, default=1_000_000)
@@ -179,11 +189,7 @@ def main() -> None:
     args = parser.parse_args()
     result: dict = {"load_before": os.getloadavg(), "cpu_count": os.cpu_count(), "store": args.store}
     if args.store == "postgresql":
-        admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text('DROP DATABASE IF EXISTS "lojal_bench_report" WITH (FORCE)'))
-            conn.execute(text('CREATE DATABASE "lojal_bench_report"'))
-        admin.dispose()
+        _database("CREATE")
         url = POSTGRES_URL.rsplit("/", 1)[0] + "/lojal_bench_report"
     else:
         url = f"sqlite:///{tempfile.mkdtemp(prefix='lojal-bench-report-')}/store.db"
@@ -197,6 +203,8 @@ def main() -> None:
         old, result["naive_s"], result["naive_cpu_s"] = timed(naive_gather, engine, date_from, NIGHT)
     finally:
         engine.dispose()
+        if args.store == "postgresql":
+            _database("DROP")
     result["identical"] = repr(new) == repr(old)
     result["ratio_wall"] = result["naive_s"] / result["lojal_s"]
     result["ratio_cpu_of_this_process"] = result["naive_cpu_s"] / result["lojal_cpu_s"]
