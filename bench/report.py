@@ -32,7 +32,7 @@ from sqlalchemy import create_engine, select, text
 from lojal.store import connect, init_schema, schema
 from lojal.store.write import bulk_insert
 from lojal.tracking import report as lojal_report
-from lojal.tracking.attribution import Order, Send, Touch, attribute
+from lojal.tracking.attribution import Order
 from lojal.tracking.lift import Observation, compare_arms, lift
 
 POSTGRES_URL = os.environ.get("LOJAL_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -105,22 +105,9 @@ def naive_gather(engine, date_from: date, date_to: date, window_days: float = 5)
         sends = lojal_report._sends(conn, date_from, date_to)
         orders = _naive_orders(conn, start - timedelta(days=lojal_report.PRE_PERIOD_DAYS), end, date_from, date_to)
         events = lojal_report._events(conn, date_from, date_to)
-    by_id = {r.message_id: r for r in sends}
-    send_map = {r.message_id: Send(r.message_id, r.campaign_id, r.customer_id, r.variant or "", r.accepted_at)
-                for r in sends if r.state == "sent"}
-    days: dict = defaultdict(lambda: defaultdict(lojal_report.DayRow))
-    for r in sends:
-        if r.state == "sent":
-            days[r.campaign_id][r.run_date].counts["sent"] += 1
-        else:
-            days[r.campaign_id]
-    lojal_report._count_events(events, by_id, days)
-    touches = [Touch(e.message_id, {"clicked": "click", "opened": "open"}[e.event], e.occurred_at, bool(e.machine_open))
-               for e in events if e.event in ("clicked", "opened") and e.occurred_at is not None]
-    for credit in attribute([o for o in orders if start <= o.placed_at < end], send_map, touches, window_days):
-        row = days[credit.campaign_id][by_id[credit.message_id].run_date]
-        row.conversions += 1
-        row.revenue += credit.revenue
+    days, by_id = lojal_report._funnel(sends, events)
+    lojal_report._credit(days, by_id, sends, events, [o for o in orders if start <= o.placed_at < end],
+                         window_days, False)
     by_campaign, by_customer = defaultdict(list), defaultdict(list)
     for r in sends:
         by_campaign[r.campaign_id].append(r)

@@ -113,7 +113,7 @@ def _orders(conn, since: datetime, until: datetime, date_from: date, date_to: da
     heads = rows.drop_duplicates("order_id").set_index("order_id")
     orders = heads[["customer_id", "placed_at", "lojal_message_id"]].assign(
         cents=rows.groupby("order_id")["cents"].sum())
-    return orders.reset_index().sort_values(["customer_id", "placed_at", "order_id"], kind="stable", ignore_index=True)
+    return orders.reset_index()
 
 
 def _order_objects(orders: pd.DataFrame) -> list[Order]:
@@ -138,25 +138,10 @@ def gather(engine: Engine, date_from: date, date_to: date, currency: str = "NOK"
         sends = _sends(conn, date_from, date_to)
         orders = _orders(conn, start - timedelta(days=PRE_PERIOD_DAYS), end, date_from, date_to)
         events = _events(conn, date_from, date_to)
-    by_id = {r.message_id: r for r in sends}
-    send_map = {r.message_id: Send(r.message_id, r.campaign_id, r.customer_id, r.variant or "",
-                                   r.accepted_at) for r in sends if r.state == "sent"}
-    days: dict[str, dict[date, DayRow]] = defaultdict(lambda: defaultdict(DayRow))
-    for r in sends:
-        if r.state == "sent":
-            days[r.campaign_id][r.run_date].counts["sent"] += 1
-        else:
-            days[r.campaign_id]  # a campaign with only held-out rows still appears
-    _count_events(events, by_id, days)
-    touches = [Touch(e.message_id, {"clicked": "click", "opened": "open"}[e.event], e.occurred_at, bool(e.machine_open))
-               for e in events if e.event in ("clicked", "opened") and e.occurred_at is not None]
+    days, by_id = _funnel(sends, events)
     placed = orders["placed_at"]
-    in_range = _order_objects(orders[((placed >= start) & (placed < end)).to_numpy()])
-    for credit in attribute(in_range, send_map, touches, window_days, use_opens):
-        night = by_id[credit.message_id].run_date
-        row = days[credit.campaign_id][night]
-        row.conversions += 1
-        row.revenue += credit.revenue
+    _credit(days, by_id, sends, events, _order_objects(orders[((placed >= start) & (placed < end)).to_numpy()]),
+            window_days, use_opens)
     observed = _observations(sends, orders, window_days)
     by_campaign: dict[str, list] = defaultdict(list)
     for r, observation in zip(sends, observed):
@@ -164,6 +149,32 @@ def gather(engine: Engine, date_from: date, date_to: date, currency: str = "NOK"
     campaigns = [CampaignReport(cid, dict(sorted(d.items())), *_effects(by_campaign[cid], confidence, cuped, min_sample))
                  for cid, d in sorted(days.items())]
     return Report(date_from, date_to, currency, window_days, campaigns)
+
+
+def _funnel(sends: list, events: list) -> tuple[dict[str, dict[date, DayRow]], dict]:
+    """Per campaign and night: sent, then each event once per message; and the sends by message id."""
+    by_id = {r.message_id: r for r in sends}
+    days: dict[str, dict[date, DayRow]] = defaultdict(lambda: defaultdict(DayRow))
+    for r in sends:
+        if r.state == "sent":
+            days[r.campaign_id][r.run_date].counts["sent"] += 1
+        else:
+            days[r.campaign_id]  # a campaign with only held-out rows still appears
+    _count_events(events, by_id, days)
+    return days, by_id
+
+
+def _credit(days, by_id: dict, sends: list, events: list, orders: list[Order], window_days: float,
+            use_opens: bool) -> None:
+    """Each order's conversion and revenue on the day row of the e-mail it is attributed to."""
+    send_map = {r.message_id: Send(r.message_id, r.campaign_id, r.customer_id, r.variant or "", r.accepted_at)
+                for r in sends if r.state == "sent"}
+    touches = [Touch(e.message_id, {"clicked": "click", "opened": "open"}[e.event], e.occurred_at, bool(e.machine_open))
+               for e in events if e.event in ("clicked", "opened") and e.occurred_at is not None]
+    for credit in attribute(orders, send_map, touches, window_days, use_opens):
+        row = days[credit.campaign_id][by_id[credit.message_id].run_date]
+        row.conversions += 1
+        row.revenue += credit.revenue
 
 
 def _count_events(events, by_id, days) -> None:
