@@ -87,7 +87,13 @@ class Occasions:
         return len(self.skus)
 
     def before(self, day: int) -> "Occasions":
-        keep = self.day < day
+        return self._where(self.day < day)
+
+    def of_customers(self, chosen: np.ndarray) -> "Occasions":
+        """The occasions of the customers whose code is True in `chosen`."""
+        return self._where(chosen[self.customer])
+
+    def _where(self, keep: np.ndarray) -> "Occasions":
         return Occasions(self.customer[keep], self.item[keep], self.day[keep], self.quantity[keep],
                          self.customer_ids, self.skus)
 
@@ -129,14 +135,16 @@ class PairFeatures:
 def pair_features(occ: Occasions, at: int, customers: np.ndarray | None = None) -> PairFeatures:
     """Features of every pair with ≥ 2 occasions before day `at`, as seen at the start of that day.
     `customers` (a boolean mask over customer codes) keeps only those customers' pairs; the product
-    features are still measured over every customer."""
+    features are still measured over every customer, and the rest over those customers' occasions
+    alone (a training sample of a few percent of a large shop's customers)."""
     o = occ.before(at)
     n_items = max(occ.n_items, 1)
-    key = o.customer * n_items + o.item
-    starts = np.r_[True, key[1:] != key[:-1]] if len(key) else np.zeros(0, bool)
-    ends = np.r_[key[1:] != key[:-1], True] if len(key) else np.zeros(0, bool)
-    pair_of = np.cumsum(starts) - 1
-    n_pairs = int(starts.sum())
+    pairs = _Pairs.of(o, n_items)
+    products = _product_features(o, pairs, at, n_items)
+    if customers is not None:
+        o = o.of_customers(customers)
+        pairs = _Pairs.of(o, n_items)
+    starts, ends, pair_of, n_pairs = pairs.starts, pairs.ends, pairs.pair_of, pairs.count
     count = np.bincount(pair_of, minlength=n_pairs).astype(float)
     first, last = o.day[starts], o.day[ends]
     since = (at - last).astype(float)
@@ -144,12 +152,7 @@ def pair_features(occ: Occasions, at: int, customers: np.ndarray | None = None) 
 
     # gaps between consecutive occasions of a pair (attached to the later occasion)
     later = ~starts
-    all_gaps = np.diff(o.day, prepend=0)[later]
-    product_median = _group_median(o.item[later], all_gaps, n_items)
-    product_gaps = np.bincount(o.item[later], minlength=n_items)
-    if customers is not None:   # pair and customer features for the chosen customers only
-        later &= customers[o.customer]
-    gap = np.diff(o.day, prepend=0)[later].astype(float)
+    gap = pairs.gaps[later].astype(float)
     gap_pair = pair_of[later]
     own_median = _group_median(gap_pair, gap.astype(np.int64), n_pairs)
     gap_sum = np.bincount(gap_pair, gap, n_pairs)
@@ -160,32 +163,26 @@ def pair_features(occ: Occasions, at: int, customers: np.ndarray | None = None) 
         gap_cv = np.sqrt(np.maximum(gap_sq / n_gaps - own_mean ** 2, 0)) / own_mean
     last_gap = np.full(n_pairs, np.nan)
     latest = ends & later      # a pair's last occasion, when it has an earlier one
-    last_gap[pair_of[latest]] = np.diff(o.day, prepend=0)[latest]
+    last_gap[pair_of[latest]] = pairs.gaps[latest]
 
     quantity_sum = np.bincount(pair_of, o.quantity, n_pairs)
     mean_quantity = quantity_sum / np.maximum(count, 1)
     recent = np.bincount(pair_of, (at - o.day) <= 90, n_pairs)
 
-    # product level, over every customer
-    product_median[product_gaps < MIN_PRODUCT_GAPS] = np.nan
-    buyers = np.bincount(pair_item, minlength=n_items).astype(float)
-    buyers_30d = np.bincount(pair_item, since <= 30, n_items)
-    repeaters = np.bincount(pair_item, count >= 2, n_items)
-
     # customer level: distinct order days, rhythm, breadth
     n_customers = max(len(occ.customer_ids), 1)
-    chosen = slice(None) if customers is None else customers[o.customer]
-    customer_days = _distinct_days(o.customer[chosen], o.day[chosen], n_customers)
+    customer_days = _distinct_days(o.customer, o.day, n_customers)
     c_first = np.full(n_customers, np.iinfo(np.int64).max)
     c_last = np.full(n_customers, np.iinfo(np.int64).min)
     np.minimum.at(c_first, pair_customer, first)
     np.maximum.at(c_last, pair_customer, last)
     products_per_customer = np.bincount(pair_customer, minlength=n_customers).astype(float)
 
-    keep = (count >= 2) if customers is None else (count >= 2) & customers[pair_customer]
+    keep = count >= 2
     c = pair_customer[keep]
     i = pair_item[keep]
     cd = customer_days[c]
+    product_median, buyers, buyers_30d, repeaters = products
     with np.errstate(invalid="ignore", divide="ignore"):
         columns = {
             "occasions": count[keep],
@@ -216,6 +213,39 @@ def pair_features(occ: Occasions, at: int, customers: np.ndarray | None = None) 
     for j, name in enumerate(FEATURE_NAMES):
         X[:, j] = columns[name]
     return PairFeatures(c, i, X)
+
+
+@dataclass(frozen=True)
+class _Pairs:
+    """Where each (customer, product) pair's occasions start and end in sorted Occasions, and the
+    gap in days from each occasion to the one before it (meaningful where it is not a pair's first)."""
+
+    starts: np.ndarray   # bool per occasion: a pair's first
+    ends: np.ndarray     # bool per occasion: a pair's last
+    pair_of: np.ndarray  # pair number per occasion
+    count: int           # pairs
+    gaps: np.ndarray
+
+    @classmethod
+    def of(cls, o: Occasions, n_items: int) -> "_Pairs":
+        key = o.customer * n_items + o.item
+        starts = np.r_[True, key[1:] != key[:-1]] if len(key) else np.zeros(0, bool)
+        ends = np.r_[key[1:] != key[:-1], True] if len(key) else np.zeros(0, bool)
+        return cls(starts, ends, np.cumsum(starts) - 1, int(starts.sum()), np.diff(o.day, prepend=0))
+
+
+def _product_features(o: Occasions, pairs: _Pairs, at: int, n_items: int) -> tuple[np.ndarray, ...]:
+    """Per product, over every customer: median gap between re-buys (NaN under MIN_PRODUCT_GAPS gaps),
+    buyers, buyers in the last 30 days, and buyers who bought it on two or more days."""
+    later = ~pairs.starts
+    product_median = _group_median(o.item[later], pairs.gaps[later], n_items)
+    product_median[np.bincount(o.item[later], minlength=n_items) < MIN_PRODUCT_GAPS] = np.nan
+    count = np.bincount(pairs.pair_of, minlength=pairs.count)
+    pair_item = o.item[pairs.starts]
+    buyers = np.bincount(pair_item, minlength=n_items).astype(float)
+    buyers_30d = np.bincount(pair_item, (at - o.day[pairs.ends]) <= 30, n_items)
+    repeaters = np.bincount(pair_item, count >= 2, n_items)
+    return product_median, buyers, buyers_30d, repeaters
 
 
 def _group_median(group: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
