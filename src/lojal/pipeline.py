@@ -315,7 +315,8 @@ def _record_campaign(night: Night, campaign: Campaign, mine: pd.DataFrame, late:
     rows = chosen[["customer_id", "occasion_key", "variant", "send_at", "offer_code"]].copy()
     rows["state"] = np.where(chosen["decision"] == decisions.HELD_OUT, ledger.HELD_OUT, ledger.PLANNED)
     rows["message_id"] = ledger.message_ids_for(campaign.id, rows)
-    rows["made_from"] = _made_from_new(night, campaign, rows)
+    # as Python objects: pandas would copy hundreds of MB of JSON into an Arrow string column
+    rows["made_from"] = pd.Series(_made_from_new(night, campaign, rows), index=rows.index, dtype=object)
     stored = ledger.plan(night.engine, campaign.id, night.run_date, rows)
     tonight = stored[stored["state"].isin(ledger.SENDABLE)]
     pending = pd.concat([late[list(PENDING_COLUMNS)], tonight[list(PENDING_COLUMNS)]], ignore_index=True)
