@@ -358,20 +358,23 @@ def fit_repurchase(lines: pd.DataFrame, as_of: pd.Timestamp,
 
 
 def score_occasions(occ: Occasions, as_of_day: int, params: RepurchaseParams = RepurchaseParams()) -> RepurchaseScores:
-    """Fit on the occasions before `as_of_day` (later ones are dropped first) and score that day."""
+    """Fit on the occasions before `as_of_day` (later ones are dropped first) and score that day.
+    Tonight's candidates are described in a thread beside the fit (numpy and the trees both let go
+    of the GIL; the fit keeps to one core by default), not after it."""
     occ = occ.before(as_of_day)
     timings: dict[str, float] = {}
+    started = time.perf_counter()
     with _timed(timings, "training_features"):
         X_train, y_train, windows = training_set(occ, as_of_day, params)
-    with _timed(timings, "features"):
-        now = pair_features(occ, as_of_day)
     training = {"rows": int(len(y_train)), "positives": int(y_train.sum()),
                 "label_windows": [(int(a), int(b)) for a, b in windows]}
     from sklearn.ensemble import HistGradientBoostingClassifier  # noqa: F401 (loads its OpenMP runtime, so
     # that threadpool_limits below sees and caps it; imported here because it takes a second)
-    with threadpool_limits(params.threads):
-        with _timed(timings, "fit"):
+    with ThreadPoolExecutor(1, thread_name_prefix="lojal-repurchase") as pool, threadpool_limits(params.threads):
+        tonight = pool.submit(_timed_call, timings, "features", pair_features, occ, as_of_day)
+        with _timed(timings, "fit", cpu=time.thread_time):  # its thread: the whole fit on one OpenMP thread
             model = _fit_classifier(X_train, y_train, params)
+        now = tonight.result()
         with _timed(timings, "score"):
             if model is None:
                 method = "rule"
@@ -379,6 +382,7 @@ def score_occasions(occ: Occasions, as_of_day: int, params: RepurchaseParams = R
             else:
                 method = "model"
                 probability = _predict(model, now.X, params.score_threads)
+    timings["total"] = time.perf_counter() - started
     return RepurchaseScores(as_of_day, params.window_days, occ.customer_ids[now.customer], occ.skus[now.item],
                             probability.astype(float), now.column("own_median_gap").astype(float), now, method,
                             training, timings)
@@ -412,12 +416,19 @@ def rule_probability(features: PairFeatures, window_days: int) -> np.ndarray:
 
 
 @contextmanager
-def _timed(timings: dict[str, float], name: str):
-    """Wall seconds under `name`, this process's CPU seconds under `name`_cpu."""
-    start, cpu = time.perf_counter(), time.process_time()
+def _timed(timings: dict[str, float], name: str, cpu: Callable[[], float] = time.process_time):
+    """Wall seconds under `name`, CPU seconds under `name`_cpu (this process's, or what `cpu` counts:
+    time.thread_time for the calling thread's alone, while another thread works beside it)."""
+    start, used = time.perf_counter(), cpu()
     yield
     timings[name] = time.perf_counter() - start
-    timings[f"{name}_cpu"] = time.process_time() - cpu
+    timings[f"{name}_cpu"] = cpu() - used
+
+
+def _timed_call(timings: dict[str, float], name: str, function: Callable, *args):
+    """`function(*args)`, timed under `name` with its own thread's CPU (run in a thread of its own)."""
+    with _timed(timings, name, cpu=time.thread_time):
+        return function(*args)
 
 
 def _fit_classifier(X: np.ndarray, y: np.ndarray, params: RepurchaseParams):
