@@ -145,7 +145,7 @@ def pair_features(occ: Occasions, at: int, customers: np.ndarray | None = None) 
         o = o.of_customers(customers)
         pairs = _Pairs.of(o, n_items)
     starts, ends, pair_of, n_pairs = pairs.starts, pairs.ends, pairs.pair_of, pairs.count
-    count = np.bincount(pair_of, minlength=n_pairs).astype(float)
+    count = pairs.occasions.astype(float)
     first, last = o.day[starts], o.day[ends]
     since = (at - last).astype(float)
     pair_customer, pair_item = o.customer[starts], o.item[starts]
@@ -224,6 +224,7 @@ class _Pairs:
     ends: np.ndarray     # bool per occasion: a pair's last
     pair_of: np.ndarray  # pair number per occasion
     count: int           # pairs
+    occasions: np.ndarray  # occasions per pair
     gaps: np.ndarray
 
     @classmethod
@@ -231,7 +232,9 @@ class _Pairs:
         key = o.customer * n_items + o.item
         starts = np.r_[True, key[1:] != key[:-1]] if len(key) else np.zeros(0, bool)
         ends = np.r_[key[1:] != key[:-1], True] if len(key) else np.zeros(0, bool)
-        return cls(starts, ends, np.cumsum(starts) - 1, int(starts.sum()), np.diff(o.day, prepend=0))
+        pair_of = np.cumsum(starts) - 1
+        count = int(starts.sum())
+        return cls(starts, ends, pair_of, count, np.bincount(pair_of, minlength=count), np.diff(o.day, prepend=0))
 
 
 def _product_features(o: Occasions, pairs: _Pairs, at: int, n_items: int) -> tuple[np.ndarray, ...]:
@@ -240,11 +243,10 @@ def _product_features(o: Occasions, pairs: _Pairs, at: int, n_items: int) -> tup
     later = ~pairs.starts
     product_median = _group_median(o.item[later], pairs.gaps[later], n_items)
     product_median[np.bincount(o.item[later], minlength=n_items) < MIN_PRODUCT_GAPS] = np.nan
-    count = np.bincount(pairs.pair_of, minlength=pairs.count)
     pair_item = o.item[pairs.starts]
     buyers = np.bincount(pair_item, minlength=n_items).astype(float)
     buyers_30d = np.bincount(pair_item, (at - o.day[pairs.ends]) <= 30, n_items)
-    repeaters = np.bincount(pair_item, count >= 2, n_items)
+    repeaters = np.bincount(pair_item, pairs.occasions >= 2, n_items)
     return product_median, buyers, buyers_30d, repeaters
 
 
